@@ -1,0 +1,468 @@
+"""Load the TOML config and validate it into typed, frozen objects.
+
+Every problem is a ConfigError naming the file, the place (table and entry) and the key, so the
+user can go straight to it. Unknown keys are errors: a typo must not silently mean "default".
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "digest.toml"
+DEFAULT_HF_PAGE = "https://huggingface.co/papers"
+DEFAULT_HF_API = "https://huggingface.co/api/daily_papers"
+SOURCE_TYPES = ("hf-papers", "hf-api", "feed")
+DELIVERY_METHODS = ("smtp", "outbox")
+SECURITY_MODES = ("starttls", "tls", "none")
+
+_EMAIL = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+_SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    state: Path
+    from_addr: str  # as written: "Paper Digest <digest@example.org>"
+    timezone: str = "UTC"
+    send_at: time = time(7, 0)
+    max_papers: int = 15
+    lookback_days: int = 3
+    send_empty: bool = False
+    unsubscribe_mailto: str = ""  # "" means: the From address
+    unsubscribe_url: str = ""
+    upvote_boost: float = 0.0  # score added per log2(1 + upvotes); 0 = upvotes only break ties
+
+    @property
+    def from_email(self) -> str:
+        return parseaddr(self.from_addr)[1]
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    type: str
+    url: str
+    name: str
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    method: str = "outbox"
+    host: str = ""
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    password_env: str = ""
+    outbox: Path = Path("outbox")
+    connections: int = 2
+    max_per_minute: int | None = None
+    timeout: float = 30.0
+    retries: int = 3  # attempts per digest within one run for transient failures
+    messages_per_connection: int = 100  # re-open a connection after this many messages
+
+    def password(self) -> str | None:
+        """The SMTP password, read from the environment variable named by password_env."""
+        if not self.password_env:
+            return None
+        return os.environ.get(self.password_env)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    email: str
+    name: str = ""
+    keywords: Mapping[str, float] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    max_papers: int = 15
+    timezone: str = "UTC"
+    send_at: time = time(7, 0)
+    upvote_boost: float = 0.0
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    digest: DigestSettings
+    sources: tuple[SourceConfig, ...]
+    delivery: DeliveryConfig
+    subscribers: tuple[Subscriber, ...]
+
+    def subscriber(self, email: str) -> Subscriber:
+        for sub in self.subscribers:
+            if sub.email.lower() == email.lower():
+                return sub
+        known = ", ".join(s.email for s in self.subscribers) or "none"
+        raise ConfigError(
+            f"{self.path.name}: no subscriber {email!r}",
+            fix=f"use one of the configured subscribers ({known})",
+        )
+
+
+def resolve_config_path(cli_value: str | os.PathLike[str] | None) -> Path:
+    """`-c FILE`, else $DIGEST_CONFIG, else ./digest.toml."""
+    if cli_value:
+        return Path(cli_value)
+    env = os.environ.get("DIGEST_CONFIG")
+    if env:
+        return Path(env)
+    return Path(DEFAULT_CONFIG_NAME)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {str(path)!r} not found",
+            fix="pass -c FILE, set DIGEST_CONFIG, or copy config.example.toml to digest.toml",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path.name}: not UTF-8 text", fix="save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: invalid TOML: {exc}", fix="correct the syntax") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    """Validate an already-parsed TOML document. `path` anchors relative paths and messages."""
+    ctx = _Context(path.name)
+    base = path.resolve().parent
+    _check_keys(ctx, "top level", data, {"digest", "source", "delivery", "subscriber"})
+    digest = _parse_digest(ctx, _table(ctx, "[digest]", data.get("digest", {})), base)
+
+    source_list = data.get("source")
+    if source_list is None:
+        source_list = [{"type": "hf-papers"}]
+    if not isinstance(source_list, list) or not source_list:
+        raise ctx.error("[[source]]", "must be one or more [[source]] tables")
+    sources = tuple(
+        _parse_source(ctx, f"[[source]] #{i}", _table(ctx, f"[[source]] #{i}", s), base)
+        for i, s in enumerate(source_list, 1)
+    )
+    names = [s.name for s in sources]
+    for name in names:
+        if names.count(name) > 1:
+            raise ctx.error(
+                "[[source]]", f"two sources are named {name!r}", fix="give each source a unique name"
+            )
+
+    delivery = _parse_delivery(ctx, _table(ctx, "[delivery]", data.get("delivery", {})), base)
+
+    sub_list = data.get("subscriber", [])
+    if not isinstance(sub_list, list):
+        raise ctx.error("[[subscriber]]", "must be an array of [[subscriber]] tables")
+    subscribers = []
+    seen: set[str] = set()
+    for i, s in enumerate(sub_list, 1):
+        place = f"[[subscriber]] #{i}"
+        sub = _parse_subscriber(ctx, place, _table(ctx, place, s), digest)
+        if sub.email.lower() in seen:
+            raise ctx.error(place, f"email {sub.email!r} is listed twice", fix="remove the copy")
+        seen.add(sub.email.lower())
+        subscribers.append(sub)
+    return Config(
+        path=path,
+        digest=digest,
+        sources=sources,
+        delivery=delivery,
+        subscribers=tuple(subscribers),
+    )
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSettings:
+    place = "[digest]"
+    _check_keys(
+        ctx,
+        place,
+        t,
+        {
+            "state", "from", "timezone", "send_at", "max_papers", "lookback_days", "send_empty",
+            "unsubscribe_mailto", "unsubscribe_url", "upvote_boost",
+        },
+    )
+    from_addr = _str(ctx, place, t, "from", "Paper Digest <digest@localhost.localdomain>")
+    if not _EMAIL.match(parseaddr(from_addr)[1] or "-"):
+        raise ctx.error(
+            place, f"from = {from_addr!r} is not an email address",
+            fix='write it as "Name <address@example.org>"',
+        )
+    mailto = _str(ctx, place, t, "unsubscribe_mailto", "")
+    if mailto:
+        _email(ctx, place, "unsubscribe_mailto", mailto.removeprefix("mailto:"))
+    url = _str(ctx, place, t, "unsubscribe_url", "")
+    if url and not url.startswith("https://"):
+        raise ctx.error(place, f"unsubscribe_url = {url!r} must be an https:// URL (RFC 8058)")
+    return DigestSettings(
+        state=base / _str(ctx, place, t, "state", "digest.sqlite3"),
+        from_addr=from_addr,
+        timezone=_timezone(ctx, place, t, "timezone", "UTC"),
+        send_at=_send_at(ctx, place, t, "send_at", time(7, 0)),
+        max_papers=_int(ctx, place, t, "max_papers", 15, minimum=1),
+        lookback_days=_int(ctx, place, t, "lookback_days", 3, minimum=0),
+        send_empty=_bool(ctx, place, t, "send_empty", False),
+        unsubscribe_mailto=mailto.removeprefix("mailto:"),
+        unsubscribe_url=url,
+        upvote_boost=_float(ctx, place, t, "upvote_boost", 0.0, minimum=0.0),
+    )
+
+
+def _parse_source(ctx: _Context, place: str, t: Mapping[str, Any], base: Path) -> SourceConfig:
+    _check_keys(ctx, place, t, {"type", "url", "name", "timeout"})
+    if "type" not in t:
+        raise ctx.error(place, "type is missing", fix=f"set type to one of {', '.join(SOURCE_TYPES)}")
+    kind = _choice(ctx, place, t, "type", SOURCE_TYPES, "hf-papers")
+    default_url = {"hf-papers": DEFAULT_HF_PAGE, "hf-api": DEFAULT_HF_API}.get(kind, "")
+    url = _str(ctx, place, t, "url", default_url)
+    if not url:
+        raise ctx.error(place, "url is missing", fix="a feed needs url = \"https://...\" or a file")
+    if not re.match(r"^https?://", url):
+        # A local file: relative to the config file, like every other path in it.
+        url = str(base / url.removeprefix("file://")) if not Path(url).is_absolute() else url
+    name = _str(ctx, place, t, "name", "") or _default_source_name(kind, url)
+    return SourceConfig(
+        type=kind, url=url, name=name, timeout=_float(ctx, place, t, "timeout", 30.0, minimum=1)
+    )
+
+
+def _default_source_name(kind: str, url: str) -> str:
+    if kind != "feed":
+        return kind
+    tail = re.sub(r"^https?://", "", url).rstrip("/")
+    return f"feed:{tail}"
+
+
+def _parse_delivery(ctx: _Context, t: Mapping[str, Any], base: Path) -> DeliveryConfig:
+    place = "[delivery]"
+    if "password" in t:
+        raise ctx.error(
+            place, "password must not be in the config file",
+            fix='set password_env = "DIGEST_SMTP_PASSWORD" and export that variable',
+        )
+    _check_keys(
+        ctx,
+        place,
+        t,
+        {
+            "method", "host", "port", "security", "username", "password_env", "outbox",
+            "connections", "max_per_minute", "timeout", "retries", "messages_per_connection",
+        },
+    )
+    method = _choice(ctx, place, t, "method", DELIVERY_METHODS, "smtp" if t.get("host") else "outbox")
+    host = _str(ctx, place, t, "host", "")
+    if method == "smtp" and not host:
+        raise ctx.error(place, 'method = "smtp" needs host', fix='set host, or method = "outbox"')
+    security = _choice(ctx, place, t, "security", SECURITY_MODES, "starttls")
+    default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
+    max_per_minute = t.get("max_per_minute")
+    if max_per_minute is not None:
+        max_per_minute = _int(ctx, place, t, "max_per_minute", 0, minimum=1)
+    username = _str(ctx, place, t, "username", "")
+    password_env = _str(ctx, place, t, "password_env", "")
+    if password_env and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", password_env):
+        raise ctx.error(place, f"password_env = {password_env!r} is not an environment variable name")
+    if username and not password_env and method == "smtp":
+        raise ctx.error(
+            place, "username is set but password_env is not",
+            fix='set password_env = "DIGEST_SMTP_PASSWORD" and export that variable',
+        )
+    return DeliveryConfig(
+        method=method,
+        host=host,
+        port=_int(ctx, place, t, "port", default_port, minimum=1, maximum=65535),
+        security=security,
+        username=username,
+        password_env=password_env,
+        outbox=base / _str(ctx, place, t, "outbox", "outbox"),
+        connections=_int(ctx, place, t, "connections", 2, minimum=1, maximum=50),
+        max_per_minute=max_per_minute,
+        timeout=_float(ctx, place, t, "timeout", 30.0, minimum=1),
+        retries=_int(ctx, place, t, "retries", 3, minimum=1, maximum=20),
+        messages_per_connection=_int(ctx, place, t, "messages_per_connection", 100, minimum=1),
+    )
+
+
+def _parse_subscriber(
+    ctx: _Context, place: str, t: Mapping[str, Any], digest: DigestSettings
+) -> Subscriber:
+    _check_keys(
+        ctx,
+        place,
+        t,
+        {
+            "email", "name", "keywords", "exclude", "authors", "max_papers", "timezone", "send_at",
+            "upvote_boost",
+        },
+    )
+    if "email" not in t:
+        raise ctx.error(place, "email is missing", fix='add email = "you@example.org"')
+    email = _email(ctx, place, "email", _str(ctx, place, t, "email", ""))
+    place = f"{place} ({email})"
+    return Subscriber(
+        email=email,
+        name=_str(ctx, place, t, "name", ""),
+        keywords=_keywords(ctx, place, t.get("keywords", {})),
+        exclude=_str_list(ctx, place, t, "exclude"),
+        authors=_str_list(ctx, place, t, "authors"),
+        max_papers=_int(ctx, place, t, "max_papers", digest.max_papers, minimum=1),
+        timezone=_timezone(ctx, place, t, "timezone", digest.timezone),
+        send_at=_send_at(ctx, place, t, "send_at", digest.send_at),
+        upvote_boost=_float(ctx, place, t, "upvote_boost", digest.upvote_boost, minimum=0.0),
+    )
+
+
+def _keywords(ctx: _Context, place: str, value: Any) -> dict[str, float]:
+    if isinstance(value, list):
+        value = {k: 1 for k in value}
+    if not isinstance(value, Mapping):
+        raise ctx.error(
+            place, "keywords must be a list of terms or a table of term = weight",
+            fix='write keywords = ["GNN", "link prediction"] or keywords = { "GNN" = 3 }',
+        )
+    out: dict[str, float] = {}
+    for term, weight in value.items():
+        if not isinstance(term, str) or not term.strip():
+            raise ctx.error(place, f"keywords: {term!r} is not a term")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            raise ctx.error(
+                place, f"keywords: weight of {term!r} must be a positive number, not {weight!r}"
+            )
+        out[term.strip()] = float(weight)
+    return out
+
+
+# --- value checks ----------------------------------------------------------------------------
+
+
+class _Context:
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def error(self, place: str, problem: str, *, fix: str | None = None) -> ConfigError:
+        return ConfigError(f"{self.filename}: {place}: {problem}", fix=fix)
+
+
+def _table(ctx: _Context, place: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ctx.error(place, f"must be a table, not {type(value).__name__}")
+    return value
+
+
+def _check_keys(ctx: _Context, place: str, t: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in t:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
+            raise ctx.error(place, f"unknown key {key!r}", fix=fix)
+
+
+def _str(ctx: _Context, place: str, t: Mapping[str, Any], key: str, default: str) -> str:
+    value = t.get(key, default)
+    if not isinstance(value, str):
+        raise ctx.error(place, f"{key} must be a string, not {value!r}")
+    return value.strip()
+
+
+def _str_list(ctx: _Context, place: str, t: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = t.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ctx.error(place, f"{key} must be a list of strings", fix=f'write {key} = ["..."]')
+    return tuple(v.strip() for v in value)
+
+
+def _int(
+    ctx: _Context, place: str, t: Mapping[str, Any], key: str, default: int,
+    *, minimum: int | None = None, maximum: int | None = None,
+) -> int:
+    value = t.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ctx.error(place, f"{key} must be a whole number, not {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f"{minimum if minimum is not None else '...'} to {maximum if maximum is not None else '...'}"
+        raise ctx.error(place, f"{key} = {value} is out of range ({bounds})")
+    return value
+
+
+def _float(
+    ctx: _Context, place: str, t: Mapping[str, Any], key: str, default: float,
+    *, minimum: float | None = None,
+) -> float:
+    value = t.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ctx.error(place, f"{key} must be a number, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise ctx.error(place, f"{key} = {value} must be at least {minimum}")
+    return float(value)
+
+
+def _bool(ctx: _Context, place: str, t: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = t.get(key, default)
+    if not isinstance(value, bool):
+        raise ctx.error(place, f"{key} must be true or false, not {value!r}")
+    return value
+
+
+def _choice(
+    ctx: _Context, place: str, t: Mapping[str, Any], key: str, allowed: tuple[str, ...], default: str
+) -> str:
+    value = _str(ctx, place, t, key, default)
+    if value not in allowed:
+        raise ctx.error(
+            place, f"{key} = {value!r} is not one of {', '.join(allowed)}",
+            fix=f"set {key} to one of {', '.join(repr(a) for a in allowed)}",
+        )
+    return value
+
+
+def _email(ctx: _Context, place: str, key: str, value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ctx.error(place, f"{key} = {value!r} is not an email address")
+    return value
+
+
+def _timezone(ctx: _Context, place: str, t: Mapping[str, Any], key: str, default: str) -> str:
+    value = _str(ctx, place, t, key, default)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ctx.error(
+            place, f"{key} = {value!r} is not a known time zone",
+            fix='use an IANA name such as "UTC" or "Europe/Berlin"',
+        ) from None
+    return value
+
+
+def _send_at(ctx: _Context, place: str, t: Mapping[str, Any], key: str, default: time) -> time:
+    value = t.get(key)
+    if value is None:
+        return default
+    if isinstance(value, time):  # TOML local time: send_at = 07:30
+        return value.replace(second=0, microsecond=0)
+    match = _SEND_AT.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ctx.error(place, f"{key} = {value!r} is not a time", fix='write it as "HH:MM", e.g. "07:30"')
+    return time(int(match.group(1)), int(match.group(2)))

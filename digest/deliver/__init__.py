@@ -1,0 +1,1 @@
+"""Deliver built messages: SMTP (aiosmtplib) or an outbox folder. (owned by the delivery helper)"""

@@ -1,0 +1,95 @@
+"""One exception hierarchy for everything the service can report to a user.
+
+Every error carries a one-line message that names the problem and, where the user can fix it,
+`fix` says how. `cli.py` is the one place that turns a DigestError into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a source or a delivery failed; the next run catches up
+EXIT_USAGE = 2  # bad usage or config: nothing ran
+
+
+class DigestError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.message} (fix: {self.fix})"
+        return self.message
+
+
+class ConfigError(DigestError):
+    """The config file is missing, unreadable or invalid."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(DigestError):
+    """A command-line argument is wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class StateError(DigestError):
+    """The SQLite state file cannot be opened, migrated or locked."""
+
+
+class RunLockedError(StateError):
+    """Another run holds the lock on the same state file."""
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+class SourceError(DigestError):
+    """A source could not be fetched or parsed. Nothing from it is marked seen."""
+
+    def __init__(self, message: str, *, source: str = "", fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.source = source
+
+
+class FetchError(SourceError):
+    """The HTTP request (or file read) failed: network, timeout, HTTP status."""
+
+
+class ParseError(SourceError):
+    """The response arrived but is not what the source type expects."""
+
+
+class PageChangedError(ParseError):
+    """The page parsed but holds no paper data: its structure changed. Never an empty day."""
+
+
+# --- delivery --------------------------------------------------------------------------------
+
+
+class DeliveryError(DigestError):
+    """A digest could not be delivered."""
+
+    def __init__(
+        self, message: str, *, code: int | None = None, fix: str | None = None
+    ) -> None:
+        super().__init__(message, fix=fix)
+        self.code = code
+
+
+class TransientDeliveryError(DeliveryError):
+    """4xx, 421, timeouts, dropped connections: retry later, the digest stays pending."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """5xx for this recipient: record it, do not retry in a loop."""
+
+
+class DeliverySetupError(DeliveryError):
+    """The mail server cannot be used at all (login refused, TLS refused): stop the run."""

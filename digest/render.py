@@ -1,0 +1,4 @@
+"""Render a DigestContent into subject, plain text and HTML. (owned by the rendering helper)
+
+    def render_digest(content: DigestContent) -> RenderedDigest
+"""

@@ -1,0 +1,17 @@
+"""Shared test setup: no test reads the user's config or touches the internet."""
+
+from __future__ import annotations
+
+import pytest
+
+# Fixtures shared across test files live in their own modules; importing them here shares them.
+from tests.httpserver import http_server  # noqa: F401
+from tests.smtpd import smtp_server  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """Point everything at tmp_path: no stray ./digest.toml or $DIGEST_CONFIG is ever read."""
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    monkeypatch.delenv("DIGEST_SMTP_PASSWORD", raising=False)
+    monkeypatch.chdir(tmp_path)
