@@ -27,7 +27,9 @@ SOURCE_TYPES = ("hf-papers", "hf-api", "feed")
 DELIVERY_METHODS = ("smtp", "outbox")
 SECURITY_MODES = ("starttls", "tls", "none")
 
-_EMAIL = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+_EMAIL = re.compile(
+    r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
+)
 _SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -165,7 +167,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     for name in names:
         if names.count(name) > 1:
             raise ctx.error(
-                "[[source]]", f"two sources are named {name!r}", fix="give each source a unique name"
+                "[[source]]",
+                f"two sources are named {name!r}",
+                fix="give each source a unique name",
             )
 
     delivery = _parse_delivery(ctx, _table(ctx, "[delivery]", data.get("delivery", {})), base)
@@ -201,14 +205,23 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
         place,
         t,
         {
-            "state", "from", "timezone", "send_at", "max_papers", "lookback_days", "send_empty",
-            "unsubscribe_mailto", "unsubscribe_url", "upvote_boost",
+            "state",
+            "from",
+            "timezone",
+            "send_at",
+            "max_papers",
+            "lookback_days",
+            "send_empty",
+            "unsubscribe_mailto",
+            "unsubscribe_url",
+            "upvote_boost",
         },
     )
     from_addr = _str(ctx, place, t, "from", "Paper Digest <digest@localhost.localdomain>")
     if not _EMAIL.match(parseaddr(from_addr)[1] or "-"):
         raise ctx.error(
-            place, f"from = {from_addr!r} is not an email address",
+            place,
+            f"from = {from_addr!r} is not an email address",
             fix='write it as "Name <address@example.org>"',
         )
     mailto = _str(ctx, place, t, "unsubscribe_mailto", "")
@@ -234,12 +247,14 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
 def _parse_source(ctx: _Context, place: str, t: Mapping[str, Any], base: Path) -> SourceConfig:
     _check_keys(ctx, place, t, {"type", "url", "name", "timeout"})
     if "type" not in t:
-        raise ctx.error(place, "type is missing", fix=f"set type to one of {', '.join(SOURCE_TYPES)}")
+        raise ctx.error(
+            place, "type is missing", fix=f"set type to one of {', '.join(SOURCE_TYPES)}"
+        )
     kind = _choice(ctx, place, t, "type", SOURCE_TYPES, "hf-papers")
     default_url = {"hf-papers": DEFAULT_HF_PAGE, "hf-api": DEFAULT_HF_API}.get(kind, "")
     url = _str(ctx, place, t, "url", default_url)
     if not url:
-        raise ctx.error(place, "url is missing", fix="a feed needs url = \"https://...\" or a file")
+        raise ctx.error(place, "url is missing", fix='a feed needs url = "https://..." or a file')
     if not re.match(r"^https?://", url):
         # A local file: relative to the config file, like every other path in it.
         url = str(base / url.removeprefix("file://")) if not Path(url).is_absolute() else url
@@ -260,7 +275,8 @@ def _parse_delivery(ctx: _Context, t: Mapping[str, Any], base: Path) -> Delivery
     place = "[delivery]"
     if "password" in t:
         raise ctx.error(
-            place, "password must not be in the config file",
+            place,
+            "password must not be in the config file",
             fix='set password_env = "DIGEST_SMTP_PASSWORD" and export that variable',
         )
     _check_keys(
@@ -268,11 +284,23 @@ def _parse_delivery(ctx: _Context, t: Mapping[str, Any], base: Path) -> Delivery
         place,
         t,
         {
-            "method", "host", "port", "security", "username", "password_env", "outbox",
-            "connections", "max_per_minute", "timeout", "retries", "messages_per_connection",
+            "method",
+            "host",
+            "port",
+            "security",
+            "username",
+            "password_env",
+            "outbox",
+            "connections",
+            "max_per_minute",
+            "timeout",
+            "retries",
+            "messages_per_connection",
         },
     )
-    method = _choice(ctx, place, t, "method", DELIVERY_METHODS, "smtp" if t.get("host") else "outbox")
+    method = _choice(
+        ctx, place, t, "method", DELIVERY_METHODS, "smtp" if t.get("host") else "outbox"
+    )
     host = _str(ctx, place, t, "host", "")
     if method == "smtp" and not host:
         raise ctx.error(place, 'method = "smtp" needs host', fix='set host, or method = "outbox"')
@@ -284,10 +312,13 @@ def _parse_delivery(ctx: _Context, t: Mapping[str, Any], base: Path) -> Delivery
     username = _str(ctx, place, t, "username", "")
     password_env = _str(ctx, place, t, "password_env", "")
     if password_env and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", password_env):
-        raise ctx.error(place, f"password_env = {password_env!r} is not an environment variable name")
+        raise ctx.error(
+            place, f"password_env = {password_env!r} is not an environment variable name"
+        )
     if username and not password_env and method == "smtp":
         raise ctx.error(
-            place, "username is set but password_env is not",
+            place,
+            "username is set but password_env is not",
             fix='set password_env = "DIGEST_SMTP_PASSWORD" and export that variable',
         )
     return DeliveryConfig(
@@ -314,7 +345,14 @@ def _parse_subscriber(
         place,
         t,
         {
-            "email", "name", "keywords", "exclude", "authors", "max_papers", "timezone", "send_at",
+            "email",
+            "name",
+            "keywords",
+            "exclude",
+            "authors",
+            "max_papers",
+            "timezone",
+            "send_at",
             "upvote_boost",
         },
     )
@@ -340,7 +378,8 @@ def _keywords(ctx: _Context, place: str, value: Any) -> dict[str, float]:
         value = {k: 1 for k in value}
     if not isinstance(value, Mapping):
         raise ctx.error(
-            place, "keywords must be a list of terms or a table of term = weight",
+            place,
+            "keywords must be a list of terms or a table of term = weight",
             fix='write keywords = ["GNN", "link prediction"] or keywords = { "GNN" = 3 }',
         )
     out: dict[str, float] = {}
@@ -376,7 +415,11 @@ def _check_keys(ctx: _Context, place: str, t: Mapping[str, Any], allowed: set[st
     for key in t:
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
+            fix = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"known keys: {', '.join(sorted(allowed))}"
+            )
             raise ctx.error(place, f"unknown key {key!r}", fix=fix)
 
 
@@ -395,21 +438,34 @@ def _str_list(ctx: _Context, place: str, t: Mapping[str, Any], key: str) -> tupl
 
 
 def _int(
-    ctx: _Context, place: str, t: Mapping[str, Any], key: str, default: int,
-    *, minimum: int | None = None, maximum: int | None = None,
+    ctx: _Context,
+    place: str,
+    t: Mapping[str, Any],
+    key: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
 ) -> int:
     value = t.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ctx.error(place, f"{key} must be a whole number, not {value!r}")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        bounds = f"{minimum if minimum is not None else '...'} to {maximum if maximum is not None else '...'}"
+        low = "..." if minimum is None else minimum
+        high = "..." if maximum is None else maximum
+        bounds = f"{low} to {high}"
         raise ctx.error(place, f"{key} = {value} is out of range ({bounds})")
     return value
 
 
 def _float(
-    ctx: _Context, place: str, t: Mapping[str, Any], key: str, default: float,
-    *, minimum: float | None = None,
+    ctx: _Context,
+    place: str,
+    t: Mapping[str, Any],
+    key: str,
+    default: float,
+    *,
+    minimum: float | None = None,
 ) -> float:
     value = t.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -427,12 +483,18 @@ def _bool(ctx: _Context, place: str, t: Mapping[str, Any], key: str, default: bo
 
 
 def _choice(
-    ctx: _Context, place: str, t: Mapping[str, Any], key: str, allowed: tuple[str, ...], default: str
+    ctx: _Context,
+    place: str,
+    t: Mapping[str, Any],
+    key: str,
+    allowed: tuple[str, ...],
+    default: str,
 ) -> str:
     value = _str(ctx, place, t, key, default)
     if value not in allowed:
         raise ctx.error(
-            place, f"{key} = {value!r} is not one of {', '.join(allowed)}",
+            place,
+            f"{key} = {value!r} is not one of {', '.join(allowed)}",
             fix=f"set {key} to one of {', '.join(repr(a) for a in allowed)}",
         )
     return value
@@ -450,7 +512,8 @@ def _timezone(ctx: _Context, place: str, t: Mapping[str, Any], key: str, default
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ctx.error(
-            place, f"{key} = {value!r} is not a known time zone",
+            place,
+            f"{key} = {value!r} is not a known time zone",
             fix='use an IANA name such as "UTC" or "Europe/Berlin"',
         ) from None
     return value
@@ -464,5 +527,7 @@ def _send_at(ctx: _Context, place: str, t: Mapping[str, Any], key: str, default:
         return value.replace(second=0, microsecond=0)
     match = _SEND_AT.match(value) if isinstance(value, str) else None
     if not match:
-        raise ctx.error(place, f"{key} = {value!r} is not a time", fix='write it as "HH:MM", e.g. "07:30"')
+        raise ctx.error(
+            place, f"{key} = {value!r} is not a time", fix='write it as "HH:MM", e.g. "07:30"'
+        )
     return time(int(match.group(1)), int(match.group(2)))

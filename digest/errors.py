@@ -76,9 +76,7 @@ class PageChangedError(ParseError):
 class DeliveryError(DigestError):
     """A digest could not be delivered."""
 
-    def __init__(
-        self, message: str, *, code: int | None = None, fix: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, code: int | None = None, fix: str | None = None) -> None:
         super().__init__(message, fix=fix)
         self.code = code
 

@@ -1,0 +1,462 @@
+"""The SQLite state: papers with when they were first seen, the send log, source validators, runs.
+
+Every write is one short transaction, so a process killed at any point leaves the file
+consistent: a digest is "sending" before the SMTP transaction starts and "sent" right after it
+ended, and a subscriber's watermark is derived from their sent digests, never stored apart.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from digest.errors import StateError
+from digest.migrations import migrate
+from digest.models import Paper
+
+_PAPER_FIELDS = {f.name for f in fields(Paper)}
+# A digest in these states is done: its papers count as offered.
+DONE_STATUSES = ("sent", "empty")
+# A digest in these states was not delivered (yet): its papers roll into the next digest.
+OPEN_STATUSES = ("pending", "sending", "failed")
+
+
+@dataclass(frozen=True)
+class DigestRecord:
+    subscriber: str
+    digest_date: str
+    status: str
+    message_id: str
+    upto_seq: int
+    paper_ids: tuple[str, ...]
+    attempts: int
+    last_code: int | None
+    last_error: str
+    created_at: str
+    updated_at: str
+    sent_at: str | None
+
+
+@dataclass(frozen=True)
+class SourceState:
+    name: str
+    etag: str | None
+    last_modified: str | None
+    last_ok: str | None
+    last_error: str
+    last_attempt: str | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    command: str
+    started_at: str
+    finished_at: str | None
+    exit_code: int | None
+    summary: str
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def paper_to_json(paper: Paper) -> str:
+    return json.dumps(asdict(paper), ensure_ascii=False, separators=(",", ":"))
+
+
+def paper_from_json(text: str) -> Paper:
+    data = json.loads(text)
+    # Ignore fields a newer version may have written, so a downgrade still reads the file.
+    return Paper(**{k: v for k, v in data.items() if k in _PAPER_FIELDS})
+
+
+class Store:
+    """One open state file. Use `Store.open(path)` or `Store.open_copy(path)`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
+        self.conn = conn
+        self.path = path
+
+    # --- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (creating and migrating if needed) the state file at `path`."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a digest recorded as sent survives a power loss, not just a killed process.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"cannot use state file {str(path)!r}: {exc}",
+                fix="point [digest] state at a writable SQLite file (a missing one is created)",
+            ) from None
+        except OSError as exc:
+            raise StateError(
+                f"cannot create state file {str(path)!r}: {exc.strerror}",
+                fix="point [digest] state at a writable location",
+            ) from None
+        return cls(conn, path)
+
+    @classmethod
+    def open_copy(cls, path: Path) -> Store:
+        """An in-memory copy of the state at `path`, for --dry-run and preview.
+
+        The whole run works as usual against the copy, which is thrown away: the real file is
+        never written, and a dry run follows exactly the code path of a real one.
+        """
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        if path.exists():
+            try:
+                source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                try:
+                    source.backup(conn)
+                finally:
+                    source.close()
+            except sqlite3.DatabaseError as exc:
+                raise StateError(
+                    f"cannot read state file {str(path)!r}: {exc}",
+                    fix="point [digest] state at a valid SQLite file",
+                ) from None
+        try:
+            migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot read state file {str(path)!r}: {exc}") from None
+        return cls(conn, None)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- papers -----------------------------------------------------------------------------
+
+    def get_papers(self, ids: Iterable[str]) -> dict[str, Paper]:
+        ids = list(ids)
+        out: dict[str, Paper] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for pid, data in self.conn.execute(
+                f"SELECT id, data FROM papers WHERE id IN ({marks})", chunk
+            ):
+                out[pid] = paper_from_json(data)
+        return out
+
+    def record_papers(
+        self,
+        papers: Iterable[Paper],
+        *,
+        now: datetime,
+        validators: dict[str, tuple[str | None, str | None]] | None = None,
+    ) -> int:
+        """Insert new papers (first seen now) and refresh known ones, in one transaction.
+
+        `validators` (source name -> (etag, last_modified)) is saved in the same transaction,
+        so a conditional GET is only ever answered 304 for content that is in the store.
+        Returns how many papers were new.
+        """
+        stamp = _iso(now)
+        new = 0
+        with self.transaction() as conn:
+            for paper in papers:
+                data = paper_to_json(paper)
+                if conn.execute("SELECT 1 FROM papers WHERE id = ?", (paper.id,)).fetchone():
+                    conn.execute(
+                        "UPDATE papers SET data = ?, last_seen = ? WHERE id = ?",
+                        (data, stamp, paper.id),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT INTO papers (id, data, first_seen, last_seen) VALUES (?, ?, ?, ?)",
+                        (paper.id, data, stamp, stamp),
+                    )
+                    new += 1
+            for name, (etag, last_modified) in (validators or {}).items():
+                conn.execute(
+                    "INSERT INTO sources (name, etag, last_modified, last_ok, last_attempt) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET etag = excluded.etag, "
+                    "last_modified = excluded.last_modified, last_ok = excluded.last_ok, "
+                    "last_attempt = excluded.last_attempt, last_error = ''",
+                    (name, etag, last_modified, stamp, stamp),
+                )
+        return new
+
+    def count_papers(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0])
+
+    def max_seq(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM papers").fetchone()[0])
+
+    def watermark(self, subscriber: str) -> int | None:
+        """The newest paper seq this subscriber's done digests covered; None for a new one."""
+        row = self.conn.execute(
+            "SELECT MAX(upto_seq) FROM digests WHERE subscriber = ? AND status IN (?, ?)",
+            (subscriber.lower(), *DONE_STATUSES),
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def candidates(
+        self,
+        subscriber: str,
+        *,
+        upto_seq: int,
+        lookback_days: int,
+        now: datetime,
+        resend_date: str | None = None,
+    ) -> list[Paper]:
+        """Papers this subscriber has not been offered yet, oldest first.
+
+        After their first digest: every paper first seen after their watermark. Before it:
+        the papers first seen within lookback_days. `resend_date` (for --force) puts back the
+        papers of that date's digest.
+        """
+        key = subscriber.lower()
+        mark = self.watermark(key)
+        params: list[object]
+        if mark is None:
+            since = _iso(now - timedelta(days=lookback_days))
+            where, params = "first_seen >= ?", [since]
+        else:
+            where, params = "seq > ?", [mark]
+        rows = self.conn.execute(
+            f"SELECT data FROM papers WHERE {where} AND seq <= ? AND id NOT IN "
+            "(SELECT paper_id FROM sent_papers WHERE subscriber = ?) ORDER BY seq",
+            (*params, upto_seq, key),
+        ).fetchall()
+        papers = [paper_from_json(r[0]) for r in rows]
+        if resend_date:
+            record = self.get_digest(key, resend_date)
+            if record:
+                have = {p.id for p in papers}
+                again = self.get_papers(pid for pid in record.paper_ids if pid not in have)
+                papers = [again[pid] for pid in record.paper_ids if pid in again] + papers
+        return papers
+
+    # --- sources ----------------------------------------------------------------------------
+
+    def source_state(self, name: str) -> SourceState | None:
+        row = self.conn.execute(
+            "SELECT name, etag, last_modified, last_ok, last_error, last_attempt FROM sources "
+            "WHERE name = ?",
+            (name,),
+        ).fetchone()
+        return SourceState(*row) if row else None
+
+    def record_source_error(self, name: str, error: str, *, now: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sources (name, last_error, last_attempt) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, "
+                "last_attempt = excluded.last_attempt",
+                (name, error, _iso(now)),
+            )
+
+    def record_source_not_modified(self, name: str, *, now: datetime) -> None:
+        stamp = _iso(now)
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE sources SET last_ok = ?, last_attempt = ?, last_error = '' WHERE name = ?",
+                (stamp, stamp, name),
+            )
+
+    # --- digests (the send log) -------------------------------------------------------------
+
+    def get_digest(self, subscriber: str, digest_date: str | date) -> DigestRecord | None:
+        row = self.conn.execute(
+            "SELECT * FROM digests WHERE subscriber = ? AND digest_date = ?",
+            (subscriber.lower(), str(digest_date)),
+        ).fetchone()
+        return _digest_record(row) if row else None
+
+    def prepare_digest(
+        self,
+        subscriber: str,
+        digest_date: str | date,
+        *,
+        message_id: str,
+        upto_seq: int,
+        paper_ids: list[str],
+        now: datetime,
+        status: str = "pending",
+    ) -> DigestRecord:
+        """Create or refresh the send-log row of a digest about to be sent (or found empty).
+
+        Older digests of this subscriber that were never delivered are superseded: their
+        papers are still unsent, so they are in this digest's candidates already.
+        """
+        key, day, stamp = subscriber.lower(), str(digest_date), _iso(now)
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE digests SET status = 'superseded', updated_at = ? "
+                "WHERE subscriber = ? AND digest_date <> ? AND status IN (?, ?, ?)",
+                (stamp, key, day, *OPEN_STATUSES),
+            )
+            conn.execute(
+                "INSERT INTO digests (subscriber, digest_date, status, message_id, upto_seq, "
+                "paper_ids, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (subscriber, digest_date) DO UPDATE SET status = excluded.status, "
+                "message_id = excluded.message_id, upto_seq = excluded.upto_seq, "
+                "paper_ids = excluded.paper_ids, updated_at = excluded.updated_at, "
+                "sent_at = NULL",
+                (key, day, status, message_id, upto_seq, json.dumps(paper_ids), stamp, stamp),
+            )
+        record = self.get_digest(key, day)
+        assert record is not None
+        return record
+
+    def mark_sending(self, subscriber: str, digest_date: str | date, *, now: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE digests SET status = 'sending', attempts = attempts + 1, updated_at = ? "
+                "WHERE subscriber = ? AND digest_date = ?",
+                (_iso(now), subscriber.lower(), str(digest_date)),
+            )
+
+    def mark_sent(
+        self, subscriber: str, digest_date: str | date, *, now: datetime, code: int | None = None
+    ) -> None:
+        """The digest was accepted: advance the watermark and remember its papers, atomically."""
+        key, day, stamp = subscriber.lower(), str(digest_date), _iso(now)
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE digests SET status = 'sent', sent_at = ?, updated_at = ?, last_code = ?, "
+                "last_error = '' WHERE subscriber = ? AND digest_date = ?",
+                (stamp, stamp, code, key, day),
+            )
+            row = conn.execute(
+                "SELECT paper_ids FROM digests WHERE subscriber = ? AND digest_date = ?", (key, day)
+            ).fetchone()
+            conn.executemany(
+                "INSERT OR IGNORE INTO sent_papers (subscriber, paper_id, digest_date) "
+                "VALUES (?, ?, ?)",
+                [(key, pid, day) for pid in json.loads(row[0] if row else "[]")],
+            )
+
+    def mark_unsent(
+        self,
+        subscriber: str,
+        digest_date: str | date,
+        *,
+        status: str,
+        code: int | None,
+        error: str,
+        now: datetime,
+    ) -> None:
+        """Record a failed attempt: `pending` (transient; retried next run) or `failed`."""
+        if status not in ("pending", "failed"):
+            raise ValueError(status)
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE digests SET status = ?, last_code = ?, last_error = ?, updated_at = ? "
+                "WHERE subscriber = ? AND digest_date = ?",
+                (status, code, error, _iso(now), subscriber.lower(), str(digest_date)),
+            )
+
+    def digests(self, subscriber: str | None = None) -> list[DigestRecord]:
+        if subscriber:
+            rows = self.conn.execute(
+                "SELECT * FROM digests WHERE subscriber = ? ORDER BY digest_date",
+                (subscriber.lower(),),
+            )
+        else:
+            rows = self.conn.execute("SELECT * FROM digests ORDER BY subscriber, digest_date")
+        return [_digest_record(r) for r in rows]
+
+    def latest_digests(self) -> list[DigestRecord]:
+        """Each subscriber's most recent digest."""
+        rows = self.conn.execute(
+            "SELECT d.* FROM digests d WHERE d.digest_date = (SELECT MAX(digest_date) "
+            "FROM digests WHERE subscriber = d.subscriber) ORDER BY d.subscriber"
+        )
+        return [_digest_record(r) for r in rows]
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def start_run(self, command: str, *, now: datetime) -> int:
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (command, started_at) VALUES (?, ?)", (command, _iso(now))
+            )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, *, exit_code: int, summary: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET finished_at = ?, exit_code = ?, summary = ? WHERE id = ?",
+                (_iso(now), exit_code, summary, run_id),
+            )
+
+    def recent_runs(self, limit: int = 10) -> list[RunRecord]:
+        rows = self.conn.execute(
+            "SELECT id, command, started_at, finished_at, exit_code, summary FROM runs "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [RunRecord(*r) for r in rows]
+
+    def sources(self) -> list[SourceState]:
+        rows = self.conn.execute(
+            "SELECT name, etag, last_modified, last_ok, last_error, last_attempt FROM sources "
+            "ORDER BY name"
+        )
+        return [SourceState(*r) for r in rows]
+
+
+def _digest_record(row: tuple) -> DigestRecord:  # type: ignore[type-arg]
+    (
+        subscriber,
+        day,
+        status,
+        message_id,
+        upto_seq,
+        paper_ids,
+        attempts,
+        last_code,
+        last_error,
+        created_at,
+        updated_at,
+        sent_at,
+    ) = row
+    return DigestRecord(
+        subscriber=subscriber,
+        digest_date=day,
+        status=status,
+        message_id=message_id,
+        upto_seq=upto_seq,
+        paper_ids=tuple(json.loads(paper_ids)),
+        attempts=attempts,
+        last_code=last_code,
+        last_error=last_error,
+        created_at=created_at,
+        updated_at=updated_at,
+        sent_at=sent_at,
+    )
