@@ -1,0 +1,358 @@
+"""One run: fetch the sources, record what is new, and send each subscriber their digest.
+
+    fetch -> merge -> record (papers first seen now) -> per subscriber: candidates since their
+    watermark -> rank -> render -> deliver -> record the outcome (the watermark moves only
+    when the digest was accepted)
+
+A dry run (and `preview`) runs the very same steps against an in-memory copy of the state and
+writes the digests to files instead of mailing them, so it changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+
+from digest.config import Config, Subscriber
+from digest.deliver import Mailer, OutgoingMail, SendOutcome, make_mailer
+from digest.errors import EXIT_FAILED, EXIT_OK, DeliverySetupError, DigestError, UsageError
+from digest.lock import run_lock
+from digest.message import build_message, make_message_id
+from digest.models import DigestContent, Paper, RankedPaper
+from digest.rank import rank_papers
+from digest.render import render_digest
+from digest.sources import SourceResult, Validators, fetch_all, make_client, merge_papers
+from digest.store import Store, utc_now
+
+
+@dataclass
+class RunOptions:
+    digest_date: date | None = None  # default: today in each subscriber's time zone
+    dry_run: bool = False
+    only: tuple[str, ...] = ()  # subscriber emails; empty = everyone
+    force: bool = False  # send again a digest already sent for that date
+    now: datetime | None = None  # the clock, for tests
+
+
+@dataclass
+class SourceReport:
+    name: str
+    status: str  # "ok" | "not-modified" | "failed"
+    papers: int = 0
+    error: DigestError | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SubscriberReport:
+    email: str
+    digest_date: str
+    # "sent" | "pending" | "failed" | "already-sent" | "nothing-new" | "dry-run"
+    status: str
+    papers: list[RankedPaper] = field(default_factory=list)
+    candidates: int = 0
+    detail: str = ""
+    message_id: str = ""
+    file: str = ""  # the .html a dry run wrote
+
+
+@dataclass
+class RunReport:
+    command: str
+    dry_run: bool
+    sources: list[SourceReport] = field(default_factory=list)
+    subscribers: list[SubscriberReport] = field(default_factory=list)
+    new_papers: int = 0
+    fatal: DigestError | None = None  # stopped the deliveries (login refused, TLS refused)
+    output_dir: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        failed = (
+            self.fatal is not None
+            or any(s.status == "failed" for s in self.sources)
+            or any(s.status in ("pending", "failed") for s in self.subscribers)
+        )
+        return EXIT_FAILED if failed else EXIT_OK
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for sub in self.subscribers:
+            counts[sub.status] = counts.get(sub.status, 0) + 1
+        parts = [f"{self.new_papers} new papers"]
+        parts += [f"{n} {status}" for status, n in counts.items()]
+        failed = [s.name for s in self.sources if s.status == "failed"]
+        if failed:
+            parts.append(f"failed sources: {', '.join(failed)}")
+        return ", ".join(parts)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def send_now(config: Config, options: RunOptions | None = None, **kwargs: object) -> RunReport:
+    """Synchronous entry point of `run_digest` (the CLI and tests call this)."""
+    return asyncio.run(run_digest(config, options or RunOptions(), **kwargs))  # type: ignore[arg-type]
+
+
+async def run_digest(
+    config: Config,
+    options: RunOptions,
+    *,
+    client: httpx.AsyncClient | None = None,
+    mailer: Mailer | None = None,
+    command: str = "send-now",
+    output_dir: Path | None = None,
+    deliver: bool = True,
+    lock_timeout: float = 600.0,
+    fetch_backoff: float = 1.0,
+) -> RunReport:
+    """Run the whole flow once. Raises DigestError only for what stops a run before it starts
+    (bad usage, state file unusable, lock held); everything else is in the report."""
+    now = options.now or utc_now()
+    subscribers = select_subscribers(config, options.only)
+    report = RunReport(command=command, dry_run=options.dry_run)
+    async with AsyncExitStack() as stack:
+        if options.dry_run:
+            store = Store.open_copy(config.digest.state)
+        else:
+            stack.enter_context(run_lock(config.digest.state, timeout=lock_timeout))
+            store = Store.open(config.digest.state)
+        stack.callback(store.close)
+        if client is None:
+            client = await stack.enter_async_context(make_client())
+        run_id = store.start_run(command, now=now)
+        try:
+            await _gather_papers(config, store, client, report, now, fetch_backoff)
+            upto_seq = store.max_seq()
+            mails = [
+                mail
+                for sub in subscribers
+                if (mail := _compose(config, store, sub, options, upto_seq, now, report))
+            ]
+            if options.dry_run or not deliver:
+                if deliver:
+                    report.output_dir = _write_previews(mails, report, output_dir)
+            elif mails:
+                await _deliver(config, store, mails, mailer, report)
+        finally:
+            store.finish_run(run_id, exit_code=report.exit_code, summary=report.summary(), now=now)
+    return report
+
+
+def select_subscribers(config: Config, only: Sequence[str]) -> list[Subscriber]:
+    if not only:
+        return list(config.subscribers)
+    try:
+        return [config.subscriber(email) for email in only]
+    except DigestError as exc:
+        raise UsageError(exc.message, fix=exc.fix) from None
+
+
+async def _gather_papers(
+    config: Config,
+    store: Store,
+    client: httpx.AsyncClient,
+    report: RunReport,
+    now: datetime,
+    backoff: float,
+) -> None:
+    known: dict[str, Validators] = {}
+    for source in config.sources:
+        state = store.source_state(source.name)
+        if state and (state.etag or state.last_modified):
+            known[source.name] = Validators(state.etag, state.last_modified)
+    results: list[SourceResult] = await fetch_all(config.sources, client, known, backoff=backoff)
+
+    healthy: list[SourceResult] = []
+    for result in results:
+        name = result.source.name
+        if result.error is not None:
+            report.sources.append(SourceReport(name, "failed", error=result.error))
+            store.record_source_error(name, str(result.error), now=now)
+        elif result.not_modified:
+            report.sources.append(SourceReport(name, "not-modified", warnings=result.warnings))
+            store.record_source_not_modified(name, now=now)
+        else:
+            healthy.append(result)
+            report.sources.append(
+                SourceReport(name, "ok", papers=len(result.papers), warnings=result.warnings)
+            )
+
+    fresh = merge_papers(p for r in healthy for p in r.papers)
+    stored = store.get_papers(p.id for p in fresh)
+    # A paper seen again keeps what earlier sources knew of it (HF upvotes, categories, ...).
+    papers: list[Paper] = [
+        merge_papers([stored[p.id], p])[0] if p.id in stored else p for p in fresh
+    ]
+    validators = {
+        r.source.name: (r.validators.etag, r.validators.last_modified)
+        for r in healthy
+        if r.validators is not None
+    }
+    report.new_papers = store.record_papers(papers, now=now, validators=validators)
+
+
+def _compose(
+    config: Config,
+    store: Store,
+    sub: Subscriber,
+    options: RunOptions,
+    upto_seq: int,
+    now: datetime,
+    report: RunReport,
+) -> OutgoingMail | None:
+    """Decide and build this subscriber's digest; record it as pending in the send log."""
+    day = (options.digest_date or now.astimezone(sub.tz).date()).isoformat()
+    existing = store.get_digest(sub.email, day)
+    if existing and existing.status == "sent" and not options.force:
+        report.subscribers.append(
+            SubscriberReport(
+                sub.email,
+                day,
+                "already-sent",
+                detail=f"sent at {existing.sent_at}; --force sends it again",
+                message_id=existing.message_id,
+            )
+        )
+        return None
+    candidates = store.candidates(
+        sub.email,
+        upto_seq=upto_seq,
+        lookback_days=config.digest.lookback_days,
+        now=now,
+        resend_date=day if options.force and existing else None,
+    )
+    ranked = rank_papers(candidates, sub)
+    if not ranked and not config.digest.send_empty:
+        # Nothing to mail, but the candidates were considered: they are not offered again.
+        store.prepare_digest(
+            sub.email, day, message_id="", upto_seq=upto_seq, paper_ids=[], now=now, status="empty"
+        )
+        report.subscribers.append(
+            SubscriberReport(sub.email, day, "nothing-new", candidates=len(candidates))
+        )
+        return None
+
+    # A retried digest keeps its Message-ID, so a duplicate from a crash is recognisable.
+    if existing and existing.message_id and existing.status != "sent":
+        message_id = existing.message_id
+    else:
+        message_id = make_message_id(config.digest.from_email)
+    unsubscribe_mailto = config.digest.unsubscribe_mailto or config.digest.from_email
+    content = DigestContent(
+        subscriber_email=sub.email,
+        subscriber_name=sub.name,
+        digest_date=date.fromisoformat(day),
+        papers=ranked,
+        candidates_count=len(candidates),
+        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_url=config.digest.unsubscribe_url,
+    )
+    message = build_message(
+        render_digest(content),
+        from_addr=config.digest.from_addr,
+        to_addr=sub.email,
+        to_name=sub.name,
+        message_id=message_id,
+        date=now,
+        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_url=config.digest.unsubscribe_url,
+    )
+    store.prepare_digest(
+        sub.email,
+        day,
+        message_id=message_id,
+        upto_seq=upto_seq,
+        paper_ids=[r.paper.id for r in ranked],
+        now=now,
+    )
+    report.subscribers.append(
+        SubscriberReport(
+            sub.email,
+            day,
+            "dry-run" if options.dry_run else "pending",
+            papers=ranked,
+            candidates=len(candidates),
+            message_id=message_id,
+        )
+    )
+    return OutgoingMail(key=(sub.email, day), recipient=sub.email, message=message)
+
+
+async def _deliver(
+    config: Config,
+    store: Store,
+    mails: list[OutgoingMail],
+    mailer: Mailer | None,
+    report: RunReport,
+) -> None:
+    by_key = {(r.email, r.digest_date): r for r in report.subscribers}
+
+    def on_attempt(mail: OutgoingMail) -> None:
+        store.mark_sending(*mail.key, now=utc_now())
+
+    def on_outcome(outcome: SendOutcome) -> None:
+        email, day = outcome.mail.key
+        if outcome.status == "sent":
+            store.mark_sent(email, day, now=utc_now(), code=outcome.code)
+        else:
+            store.mark_unsent(
+                email,
+                day,
+                status=outcome.status,
+                code=outcome.code,
+                error=outcome.detail,
+                now=utc_now(),
+            )
+        sub_report = by_key[outcome.mail.key]
+        sub_report.status = outcome.status
+        sub_report.detail = outcome.detail
+
+    try:
+        await (mailer or make_mailer(config.delivery)).deliver(
+            mails, on_attempt=on_attempt, on_outcome=on_outcome
+        )
+    except DeliverySetupError as exc:
+        # Login or TLS refused: nothing more can be sent this run. What was not sent stays
+        # pending in the send log and goes out on the next run.
+        report.fatal = exc
+        for sub_report in report.subscribers:
+            if sub_report.status == "pending":
+                sub_report.detail = "not sent: " + exc.message
+
+
+def _write_previews(
+    mails: list[OutgoingMail], report: RunReport, output_dir: Path | None
+) -> Path | None:
+    if not mails:
+        return output_dir
+    out = output_dir or Path(tempfile.mkdtemp(prefix="digest-dry-run-"))
+    out.mkdir(parents=True, exist_ok=True)
+    by_key = {(r.email, r.digest_date): r for r in report.subscribers}
+    for mail in mails:
+        email, day = mail.key
+        stem = out / f"{day}_{_safe_name(email)}"
+        stem.with_suffix(".eml").write_bytes(mail.message.as_bytes())
+        html_path = stem.with_suffix(".html")
+        html_path.write_text(_html_part(mail.message), encoding="utf-8")
+        by_key[mail.key].file = str(html_path)
+    return out
+
+
+def _safe_name(email: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", email.replace("@", "_at_"))
+
+
+def _html_part(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    return part.get_content() if part is not None else ""  # type: ignore[union-attr]

@@ -1,0 +1,63 @@
+"""`digest status`: recent runs, sources, and each subscriber's last digest, failures first."""
+
+from __future__ import annotations
+
+from digest.config import Config
+from digest.store import DigestRecord, Store
+
+# Failures first, then what is still in flight, then the healthy states.
+_ORDER = {"failed": 0, "pending": 1, "sending": 2, "superseded": 3, "empty": 4, "sent": 5}
+
+
+def render_status(store: Store, config: Config, *, runs: int = 5) -> str:
+    lines = ["recent runs:"]
+    recent = store.recent_runs(runs)
+    if not recent:
+        lines.append("  none")
+    for run in recent:
+        outcome = "did not finish (killed?)" if run.finished_at is None else f"exit {run.exit_code}"
+        lines.append(f"  #{run.id} {run.command} {run.started_at}: {outcome}; {run.summary}")
+
+    lines.append("sources:")
+    states = {s.name: s for s in store.sources()}
+    for source in config.sources:
+        state = states.get(source.name)
+        if state is None:
+            lines.append(f"  {source.name}: never fetched")
+        elif state.last_error:
+            lines.append(
+                f"  {source.name}: FAILED at {state.last_attempt}: {state.last_error} "
+                f"(last good: {state.last_ok or 'never'})"
+            )
+        else:
+            lines.append(f"  {source.name}: ok at {state.last_ok}")
+
+    lines.append("subscribers (last digest):")
+    latest = {d.subscriber: d for d in store.latest_digests()}
+    rows: list[tuple[int, str, str]] = []
+    for sub in config.subscribers:
+        record = latest.get(sub.email.lower())
+        if record is None:
+            rows.append((6, sub.email, f"  {sub.email}: no digest yet"))
+        else:
+            rows.append((_ORDER.get(record.status, 9), sub.email, _digest_line(sub.email, record)))
+    for _, _, line in sorted(rows):
+        lines.append(line)
+    if not config.subscribers:
+        lines.append("  none configured")
+    lines.append(f"papers known: {store.count_papers()}")
+    return "\n".join(lines)
+
+
+def _digest_line(email: str, d: DigestRecord) -> str:
+    line = f"  {email}: {d.digest_date} {d.status.upper() if d.status == 'failed' else d.status}"
+    if d.paper_ids:
+        line += f", {len(d.paper_ids)} papers"
+    if d.attempts:
+        line += f", {d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+    if d.status == "sent" and d.sent_at:
+        line += f", sent {d.sent_at}"
+    if d.last_error:
+        code = f"{d.last_code} " if d.last_code else ""
+        line += f"; last reply: {code}{d.last_error}"
+    return line

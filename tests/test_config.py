@@ -1,0 +1,124 @@
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from digest.config import load_config, resolve_config_path
+from digest.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "digest.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_example_config_loads_with_embedded_defaults():
+    config = load_config(EXAMPLE)
+    assert config.delivery.method == "outbox"
+    assert config.delivery.outbox == EXAMPLE.parent / "outbox"
+    assert config.digest.state == EXAMPLE.parent / "digest.sqlite3"
+    assert [s.type for s in config.sources] == ["hf-papers"]
+    (ada,) = config.subscribers
+    assert ada.keywords["language model"] == 3
+    assert ada.send_at == time(7, 30) and ada.timezone == "Europe/Berlin"
+    assert ada.max_papers == 10
+
+
+def test_minimal_config_gets_defaults(tmp_path):
+    config = load_config(write(tmp_path, '[[subscriber]]\nemail = "a@example.org"\n'))
+    assert config.sources[0].type == "hf-papers"
+    assert config.sources[0].url == "https://huggingface.co/papers"
+    assert config.delivery.method == "outbox"
+    sub = config.subscribers[0]
+    assert sub.keywords == {} and sub.timezone == "UTC" and sub.send_at == time(7, 0)
+    assert sub.max_papers == 15
+
+
+def test_keyword_list_means_weight_one_and_subscriber_inherits_digest_defaults(tmp_path):
+    config = load_config(
+        write(
+            tmp_path,
+            '[digest]\ntimezone = "Asia/Tokyo"\nsend_at = "06:15"\nmax_papers = 4\n'
+            '[[subscriber]]\nemail = "a@example.org"\nkeywords = ["GNN", "diffusion"]\n',
+        )
+    )
+    sub = config.subscribers[0]
+    assert sub.keywords == {"GNN": 1.0, "diffusion": 1.0}
+    assert (sub.timezone, sub.send_at, sub.max_papers) == ("Asia/Tokyo", time(6, 15), 4)
+
+
+def test_smtp_host_implies_smtp_and_port_follows_security(tmp_path):
+    config = load_config(
+        write(tmp_path, '[delivery]\nhost = "mail.example.org"\nsecurity = "tls"\n')
+    )
+    assert config.delivery.method == "smtp"
+    assert config.delivery.port == 465
+
+
+def test_password_comes_from_environment(tmp_path, monkeypatch):
+    config = load_config(
+        write(
+            tmp_path,
+            '[delivery]\nhost = "m.example.org"\nusername = "u"\npassword_env = "DIGEST_SMTP_PASSWORD"\n',
+        )
+    )
+    assert config.delivery.password() is None
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "s3cret")
+    assert config.delivery.password() == "s3cret"
+
+
+def test_local_source_path_is_relative_to_the_config(tmp_path):
+    config = load_config(write(tmp_path, '[[source]]\ntype = "hf-papers"\nurl = "page.html"\n'))
+    assert config.sources[0].url == str(tmp_path / "page.html")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[digest]\nmax_paper = 3\n', "[digest]: unknown key 'max_paper' (fix: did you mean 'max_papers'?)"),
+        ('[[subscriber]]\nemail = "a@example.org"\nkeyword = ["x"]\n', "[[subscriber]] #1: unknown key 'keyword'"),
+        ('[[subscriber]]\nemail = "not-an-email"\n', "[[subscriber]] #1: email = 'not-an-email' is not an email address"),
+        ('[[subscriber]]\nemail = "a@example.org"\nsend_at = "7am"\n', "send_at = '7am' is not a time"),
+        ('[[subscriber]]\nemail = "a@example.org"\nsend_at = "24:00"\n', "send_at = '24:00' is not a time"),
+        ('[[subscriber]]\nemail = "a@example.org"\ntimezone = "Mars/Olympus"\n', "timezone = 'Mars/Olympus' is not a known time zone"),
+        ('[delivery]\nhost = "m.example.org"\nport = 70000\n', "[delivery]: port = 70000 is out of range"),
+        ('[delivery]\nhost = "m.example.org"\nport = "587"\n', "port must be a whole number"),
+        ('[delivery]\nhost = "m.example.org"\npassword = "x"\n', "password must not be in the config file"),
+        ('[delivery]\nhost = "m.example.org"\nsecurity = "ssl"\n', "security = 'ssl' is not one of starttls, tls, none"),
+        ('[delivery]\nmethod = "smtp"\n', 'method = "smtp" needs host'),
+        ('[[source]]\ntype = "rss"\nurl = "https://x.org/f"\n', "[[source]] #1: type = 'rss' is not one of hf-papers, hf-api, feed"),
+        ('[[source]]\ntype = "feed"\n', "[[source]] #1: url is missing"),
+        ('[[subscriber]]\nemail = "a@example.org"\nkeywords = { GNN = -1 }\n', "weight of 'GNN' must be a positive number"),
+        ('[[subscriber]]\nemail = "a@example.org"\n[[subscriber]]\nemail = "A@example.org"\n', "is listed twice"),
+        ('[digest]\nfrom = "nobody"\n', "from = 'nobody' is not an email address"),
+        ('[digest\n', "invalid TOML"),
+        ('colour = "blue"\n', "top level: unknown key 'colour'"),
+    ],
+)
+def test_bad_config_is_one_line_naming_key_and_place(tmp_path, text, expected):
+    message = error_of(tmp_path, text)
+    assert expected in message
+    assert message.startswith("digest.toml: ")
+
+
+def test_missing_file_says_how_to_fix(tmp_path):
+    with pytest.raises(ConfigError, match="copy config.example.toml to digest.toml"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_config_path_resolution(monkeypatch):
+    assert resolve_config_path("x.toml") == Path("x.toml")
+    assert resolve_config_path(None) == Path("digest.toml")
+    monkeypatch.setenv("DIGEST_CONFIG", "/etc/digest.toml")
+    assert resolve_config_path(None) == Path("/etc/digest.toml")
