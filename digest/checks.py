@@ -52,7 +52,9 @@ async def _check_smtp(delivery: DeliveryConfig) -> str | None:
         await smtp.noop()
         await smtp.quit()
     except aiosmtplib.SMTPAuthenticationError as exc:
-        return f"{where}: login refused: {exc.code} {exc.message} (fix: check username / password_env)"
+        return (
+            f"{where}: login refused: {exc.code} {exc.message} (fix: check username / password_env)"
+        )
     except (aiosmtplib.SMTPException, OSError) as exc:
         return f"{where}: {type(exc).__name__}: {exc} (fix: check host, port and security)"
     finally:

@@ -27,8 +27,10 @@ SOURCE_TYPES = ("hf-papers", "hf-api", "feed")
 DELIVERY_METHODS = ("smtp", "outbox")
 SECURITY_MODES = ("starttls", "tls", "none")
 
+# ASCII addresses only: a non-ASCII one would need SMTPUTF8, which most servers do not offer.
 _EMAIL = re.compile(
-    r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9-]+)+$"
 )
 _SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -228,7 +230,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
     if mailto:
         _email(ctx, place, "unsubscribe_mailto", mailto.removeprefix("mailto:"))
     url = _str(ctx, place, t, "unsubscribe_url", "")
-    if url and not url.startswith("https://"):
+    if url and not url.startswith("https://"):  # RFC 8058 one-click needs https
         raise ctx.error(place, f"unsubscribe_url = {url!r} must be an https:// URL (RFC 8058)")
     return DigestSettings(
         state=base / _str(ctx, place, t, "state", "digest.sqlite3"),
@@ -340,6 +342,10 @@ def _parse_delivery(ctx: _Context, t: Mapping[str, Any], base: Path) -> Delivery
 def _parse_subscriber(
     ctx: _Context, place: str, t: Mapping[str, Any], digest: DigestSettings
 ) -> Subscriber:
+    if "email" not in t:
+        raise ctx.error(place, "email is missing", fix='add email = "you@example.org"')
+    email = _email(ctx, place, "email", _str(ctx, place, t, "email", ""))
+    place = f"{place} ({email})"  # every later message says whose entry it is
     _check_keys(
         ctx,
         place,
@@ -356,10 +362,6 @@ def _parse_subscriber(
             "upvote_boost",
         },
     )
-    if "email" not in t:
-        raise ctx.error(place, "email is missing", fix='add email = "you@example.org"')
-    email = _email(ctx, place, "email", _str(ctx, place, t, "email", ""))
-    place = f"{place} ({email})"
     return Subscriber(
         email=email,
         name=_str(ctx, place, t, "name", ""),

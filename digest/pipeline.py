@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -249,6 +250,8 @@ def _compose(
     else:
         message_id = make_message_id(config.digest.from_email)
     unsubscribe_mailto = config.digest.unsubscribe_mailto or config.digest.from_email
+    # "{email}" in the URL makes it per subscriber, so a one-click POST says who it was.
+    unsubscribe_url = config.digest.unsubscribe_url.replace("{email}", quote(sub.email, safe=""))
     content = DigestContent(
         subscriber_email=sub.email,
         subscriber_name=sub.name,
@@ -256,7 +259,7 @@ def _compose(
         papers=ranked,
         candidates_count=len(candidates),
         unsubscribe_mailto=unsubscribe_mailto,
-        unsubscribe_url=config.digest.unsubscribe_url,
+        unsubscribe_url=unsubscribe_url,
     )
     message = build_message(
         render_digest(content),
@@ -266,7 +269,7 @@ def _compose(
         message_id=message_id,
         date=now,
         unsubscribe_mailto=unsubscribe_mailto,
-        unsubscribe_url=config.digest.unsubscribe_url,
+        unsubscribe_url=unsubscribe_url,
     )
     store.prepare_digest(
         sub.email,
@@ -341,9 +344,9 @@ def _write_previews(
     by_key = {(r.email, r.digest_date): r for r in report.subscribers}
     for mail in mails:
         email, day = mail.key
-        stem = out / f"{day}_{_safe_name(email)}"
-        stem.with_suffix(".eml").write_bytes(mail.message.as_bytes())
-        html_path = stem.with_suffix(".html")
+        stem = f"{day}_{_safe_name(email)}"
+        (out / f"{stem}.eml").write_bytes(mail.message.as_bytes())
+        html_path = out / f"{stem}.html"
         html_path.write_text(_html_part(mail.message), encoding="utf-8")
         by_key[mail.key].file = str(html_path)
     return out

@@ -87,7 +87,7 @@ def test_local_source_path_is_relative_to_the_config(tmp_path):
     ("text", "expected"),
     [
         ('[digest]\nmax_paper = 3\n', "[digest]: unknown key 'max_paper' (fix: did you mean 'max_papers'?)"),
-        ('[[subscriber]]\nemail = "a@example.org"\nkeyword = ["x"]\n', "[[subscriber]] #1: unknown key 'keyword'"),
+        ('[[subscriber]]\nemail = "a@example.org"\nkeyword = ["x"]\n', "[[subscriber]] #1 (a@example.org): unknown key 'keyword'"),
         ('[[subscriber]]\nemail = "not-an-email"\n', "[[subscriber]] #1: email = 'not-an-email' is not an email address"),
         ('[[subscriber]]\nemail = "a@example.org"\nsend_at = "7am"\n', "send_at = '7am' is not a time"),
         ('[[subscriber]]\nemail = "a@example.org"\nsend_at = "24:00"\n', "send_at = '24:00' is not a time"),

@@ -72,8 +72,14 @@ def test_new_subscriber_gets_lookback_then_only_what_is_newer(store):
     got = store.candidates("ada@x.org", upto_seq=upto, lookback_days=3, now=DAY1)
     assert [p.id for p in got] == ["a", "b"]
 
-    store.prepare_digest("ada@x.org", "2026-06-12", message_id="<m1@x>", upto_seq=upto,
-                         paper_ids=["a", "b"], now=DAY1)
+    store.prepare_digest(
+        "ada@x.org",
+        "2026-06-12",
+        message_id="<m1@x>",
+        upto_seq=upto,
+        paper_ids=["a", "b"],
+        now=DAY1,
+    )
     # Not sent yet: the same papers are still candidates.
     assert len(store.candidates("ada@x.org", upto_seq=upto, lookback_days=3, now=DAY1)) == 2
     store.mark_sending("ada@x.org", "2026-06-12", now=DAY1)
@@ -87,27 +93,47 @@ def test_new_subscriber_gets_lookback_then_only_what_is_newer(store):
 
 def test_failed_digest_rolls_into_the_next_date(store):
     store.record_papers([paper("a")], now=DAY1)
-    store.prepare_digest("ada@x.org", "2026-06-12", message_id="<m1@x>",
-                         upto_seq=store.max_seq(), paper_ids=["a"], now=DAY1)
-    store.mark_unsent("ada@x.org", "2026-06-12", status="pending", code=451, error="later",
-                      now=DAY1)
+    store.prepare_digest(
+        "ada@x.org",
+        "2026-06-12",
+        message_id="<m1@x>",
+        upto_seq=store.max_seq(),
+        paper_ids=["a"],
+        now=DAY1,
+    )
+    store.mark_unsent(
+        "ada@x.org", "2026-06-12", status="pending", code=451, error="later", now=DAY1
+    )
     store.record_papers([paper("b")], now=DAY2)
     got = store.candidates("ada@x.org", upto_seq=store.max_seq(), lookback_days=3, now=DAY2)
     assert [p.id for p in got] == ["a", "b"]
-    store.prepare_digest("ada@x.org", "2026-06-13", message_id="<m2@x>",
-                         upto_seq=store.max_seq(), paper_ids=["a", "b"], now=DAY2)
+    store.prepare_digest(
+        "ada@x.org",
+        "2026-06-13",
+        message_id="<m2@x>",
+        upto_seq=store.max_seq(),
+        paper_ids=["a", "b"],
+        now=DAY2,
+    )
     assert store.get_digest("ada@x.org", "2026-06-12").status == "superseded"
 
 
 def test_force_puts_back_the_papers_of_that_date(store):
     store.record_papers([paper("a")], now=DAY1)
-    store.prepare_digest("ada@x.org", "2026-06-12", message_id="<m1@x>",
-                         upto_seq=store.max_seq(), paper_ids=["a"], now=DAY1)
+    store.prepare_digest(
+        "ada@x.org",
+        "2026-06-12",
+        message_id="<m1@x>",
+        upto_seq=store.max_seq(),
+        paper_ids=["a"],
+        now=DAY1,
+    )
     store.mark_sent("ada@x.org", "2026-06-12", now=DAY1)
     upto = store.max_seq()
     assert store.candidates("ada@x.org", upto_seq=upto, lookback_days=3, now=DAY1) == []
-    again = store.candidates("ada@x.org", upto_seq=upto, lookback_days=3, now=DAY1,
-                             resend_date="2026-06-12")
+    again = store.candidates(
+        "ada@x.org", upto_seq=upto, lookback_days=3, now=DAY1, resend_date="2026-06-12"
+    )
     assert [p.id for p in again] == ["a"]
 
 
@@ -130,8 +156,11 @@ def test_open_copy_never_writes_the_file(tmp_path):
 
 def test_run_lock_excludes_a_second_holder(tmp_path):
     state = tmp_path / "state.sqlite3"
-    with run_lock(state):
-        with pytest.raises(RunLockedError, match="another digest run"), run_lock(state, timeout=0.2):
-            pass
+    with (
+        run_lock(state),
+        pytest.raises(RunLockedError, match="another digest run"),
+        run_lock(state, timeout=0.2),
+    ):
+        pass
     with run_lock(state, timeout=0.2):  # released
         pass

@@ -1,17 +1,38 @@
-"""Fetch and parse the configured sources into Paper records. (owned by the sources helper)
+"""Fetch and parse the configured sources into Paper records.
 
-Public API used by the pipeline (keep these names and shapes):
+Public API used by the pipeline:
 
-    @dataclass class Validators: etag: str | None = None; last_modified: str | None = None
-    @dataclass class SourceResult:
-        source: SourceConfig
-        papers: list[Paper]            # [] for an empty day or a 304
-        error: SourceError | None      # set when the fetch/parse failed; papers is then []
-        not_modified: bool             # a 304: nothing changed since `validators`
-        validators: Validators | None  # what to send next time (store only if no error)
-        warnings: list[str]            # e.g. "hf-papers: page changed, read the cards only"
-    def make_client(user_agent: str | None = None) -> httpx.AsyncClient
-    async def fetch_source(source, client, validators=None) -> SourceResult   # never raises SourceError
-    async def fetch_all(sources, client, validators: Mapping[str, Validators]) -> list[SourceResult]
-    def merge_papers(papers: Iterable[Paper]) -> list[Paper]   # one record per Paper.id
+    Validators(etag=None, last_modified=None)
+    SourceResult(source, papers, error=None, not_modified=False, validators=None, warnings=[])
+    make_client(user_agent=None) -> httpx.AsyncClient
+    await fetch_source(source, client, validators=None, *, retries=3, backoff=1.0) -> SourceResult
+    await fetch_all(sources, client, validators_by_name, *, retries=3, backoff=1.0)
+        -> list[SourceResult]                       # concurrent, in the order of `sources`
+    merge_papers(papers) -> list[Paper]             # one record per Paper.id
+    normalise_arxiv_id(text) -> str | None          # "oai:arXiv.org:2604.21935v1" -> "2604.21935"
+
+fetch_source and fetch_all never raise SourceError: a failed source has ``.error`` set (a
+FetchError, ParseError or PageChangedError naming the source) and no papers.
+
+Modules: http (fetching, retries, conditional GET, local files), ids (paper keys), text
+(plain text from HTML), hf_items/hf_api/hf_page (Hugging Face), feed (RSS/Atom), merge.
 """
+
+from digest.sources.fetch import fetch_all, fetch_source
+from digest.sources.http import USER_AGENT, make_client
+from digest.sources.ids import is_arxiv_id, normalise_arxiv_id, normalise_link
+from digest.sources.merge import merge_papers
+from digest.sources.result import SourceResult, Validators
+
+__all__ = [
+    "USER_AGENT",
+    "SourceResult",
+    "Validators",
+    "fetch_all",
+    "fetch_source",
+    "is_arxiv_id",
+    "make_client",
+    "merge_papers",
+    "normalise_arxiv_id",
+    "normalise_link",
+]

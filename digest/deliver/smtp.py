@@ -1,0 +1,413 @@
+"""method = "smtp": send through aiosmtplib over a few reused connections.
+
+config.connections workers share one queue. Each worker holds one connection and reuses it for
+many messages, re-opening it after config.messages_per_connection messages or when it dropped.
+Replies are classified per recipient:
+
+- 4xx (also 421), timeouts, dropped connections: transient. Retry with exponential backoff,
+  reconnecting when the connection is gone, up to config.retries attempts, then "pending".
+- 5xx: "failed" at once, no retry; the others carry on.
+- login refused, STARTTLS not offered, TLS handshake failed, password missing: the server
+  cannot be used at all. The run stops (mails in flight finish) and deliver() raises
+  DeliverySetupError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiosmtplib
+
+from digest.config import DeliveryConfig
+from digest.deliver.model import (
+    AttemptCallback,
+    OutcomeCallback,
+    OutgoingMail,
+    SendOutcome,
+    one_line,
+)
+from digest.deliver.ratelimit import RateLimiter
+from digest.errors import DeliverySetupError
+
+SETUP_FIX = "check username / password_env / security in [delivery]"
+_QUIT_TIMEOUT = 5.0
+
+
+@dataclass
+class _Failure:
+    """One failed attempt, classified."""
+
+    permanent: bool
+    detail: str
+    code: int | None = None
+
+
+@dataclass
+class _Run:
+    """The state of one deliver() call, shared by its workers (all on one event loop)."""
+
+    queue: deque[tuple[int, OutgoingMail]]
+    on_attempt: AttemptCallback
+    on_outcome: OutcomeCallback
+    limiter: RateLimiter | None
+    outcomes: dict[int, SendOutcome] = field(default_factory=dict)
+    error: BaseException | None = None  # the first fatal error: stops the run
+    connect_failures: int = 0  # consecutive failed connects, across workers
+    unreachable: str = ""  # set once the server looks down: the rest go "pending" untried
+
+    @property
+    def stopping(self) -> bool:
+        return self.error is not None
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+
+    def finish(self, index: int, outcome: SendOutcome) -> None:
+        self.outcomes[index] = outcome
+        self.on_outcome(outcome)
+
+
+class _Connection:
+    """One worker's SMTP connection: opened lazily, reused, re-opened when due."""
+
+    def __init__(self, mailer: SmtpMailer, password: str | None) -> None:
+        self.mailer = mailer
+        self.password = password
+        self.smtp: aiosmtplib.SMTP | None = None
+        self.messages = 0  # transactions tried on this connection
+
+    @property
+    def is_open(self) -> bool:
+        return self.smtp is not None and self.smtp.is_connected
+
+    async def ensure_open(self) -> None:
+        if self.is_open and self.messages < self.mailer.config.messages_per_connection:
+            return
+        await self.close()
+        self.smtp = await self.mailer.open_connection(self.password)
+        self.messages = 0
+
+    async def send(self, mail: OutgoingMail, sender: str) -> str:
+        assert self.smtp is not None
+        self.messages += 1
+        _errors, reply = await self.smtp.send_message(
+            mail.message, sender=sender, recipients=[mail.recipient]
+        )
+        return reply
+
+    async def close(self, *, polite: bool = True) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is None:
+            return
+        try:
+            if polite and smtp.is_connected:
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                    await smtp.quit(timeout=min(self.mailer.config.timeout, _QUIT_TIMEOUT))
+        finally:
+            smtp.close()
+
+
+class SmtpMailer:
+    """Delivers through an SMTP server with aiosmtplib (see the module docstring).
+
+    tls_context: the SSLContext for "tls" / "starttls" (default: the system's, verifying
+    certificates); tests pass one that trusts their own CA. sender: the envelope MAIL FROM
+    (default: the address in each message's From header). local_hostname: the EHLO name
+    (default: the machine's FQDN). backoff: seconds before the first retry, doubling after.
+    """
+
+    def __init__(
+        self,
+        config: DeliveryConfig,
+        *,
+        backoff: float = 2.0,
+        tls_context: ssl.SSLContext | None = None,
+        sender: str | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.config = config
+        self.backoff = backoff
+        self.tls_context = tls_context
+        self.sender = sender
+        self.local_hostname = local_hostname
+
+    @property
+    def where(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    # --- the run ---------------------------------------------------------------------------
+
+    async def deliver(
+        self,
+        mails: Sequence[OutgoingMail],
+        *,
+        on_attempt: AttemptCallback,
+        on_outcome: OutcomeCallback,
+    ) -> list[SendOutcome]:
+        password = self._password()
+        if not mails:
+            return []
+        limiter = RateLimiter(self.config.max_per_minute) if self.config.max_per_minute else None
+        run = _Run(deque(enumerate(mails)), on_attempt, on_outcome, limiter)
+        workers = max(1, min(self.config.connections, len(mails)))
+        tasks = [asyncio.create_task(self._worker(run, password)) for _ in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if run.error is not None:
+            raise run.error
+        return [run.outcomes[i] for i in range(len(mails))]
+
+    def _password(self) -> str | None:
+        cfg = self.config
+        if cfg.method != "smtp" or not cfg.host:
+            raise DeliverySetupError(
+                "SMTP delivery needs a host", fix='set host in [delivery], or method = "outbox"'
+            )
+        if cfg.security not in ("starttls", "tls", "none"):
+            raise DeliverySetupError(
+                f"security = {cfg.security!r} is not one of starttls, tls, none",
+                fix="set security in [delivery]",
+            )
+        if not cfg.username:
+            return None
+        if not cfg.password_env:
+            raise DeliverySetupError(
+                f"username {cfg.username!r} is set but password_env is not",
+                fix='set password_env = "DIGEST_SMTP_PASSWORD" in [delivery] and export it',
+            )
+        password = cfg.password()
+        if not password:
+            raise DeliverySetupError(
+                f"${cfg.password_env} is empty or not set: no SMTP password for "
+                f"{cfg.username!r}",
+                fix=f"export {cfg.password_env}=... (the SMTP password)",
+            )
+        return password
+
+    async def _worker(self, run: _Run, password: str | None) -> None:
+        conn = _Connection(self, password)
+        try:
+            while run.queue and not run.stopping:
+                index, mail = run.queue.popleft()
+                if run.unreachable:
+                    run.finish(
+                        index,
+                        SendOutcome(mail, "pending", 0, detail=f"not tried: {run.unreachable}"),
+                    )
+                    continue
+                outcome = await self._send_one(run, conn, index, mail)
+                if outcome is not None:
+                    run.finish(index, outcome)
+        except asyncio.CancelledError:
+            await conn.close(polite=False)
+            raise
+        except Exception as exc:  # DeliverySetupError, or a callback raised: stop the run
+            run.fail(exc)
+        finally:
+            await conn.close()
+
+    async def _send_one(
+        self, run: _Run, conn: _Connection, index: int, mail: OutgoingMail
+    ) -> SendOutcome | None:
+        """Try one mail up to config.retries times; None if the run stopped before trying."""
+        cfg = self.config
+        attempts = 0
+        tried = False  # on_attempt was called at least once
+        while True:
+            attempts += 1
+            failure: _Failure
+            try:
+                await conn.ensure_open()
+            except DeliverySetupError as exc:
+                if tried:  # it may have been attempted before: give it an outcome
+                    run.finish(index, SendOutcome(mail, "pending", attempts - 1, exc.code,
+                                                  one_line(exc.message)))
+                raise
+            except Exception as exc:
+                failure = self._classify(exc, None)
+                run.connect_failures += 1
+            else:
+                run.connect_failures = 0
+                if run.limiter is not None:
+                    await run.limiter.acquire()
+                try:
+                    sender = self.sender or _sender_of(mail)
+                except ValueError as exc:
+                    return SendOutcome(mail, "failed", attempts, None, one_line(exc))
+                tried = True
+                run.on_attempt(mail)
+                try:
+                    reply = await conn.send(mail, sender)
+                except Exception as exc:
+                    failure = self._classify(exc, conn)
+                    if not conn.is_open:
+                        await conn.close(polite=False)
+                else:
+                    return SendOutcome(mail, "sent", attempts, 250, one_line(f"250 {reply}"))
+                if failure.permanent:
+                    return SendOutcome(mail, "failed", attempts, failure.code, failure.detail)
+            if attempts >= cfg.retries or run.stopping:
+                if run.connect_failures >= cfg.retries and not tried:
+                    run.unreachable = failure.detail
+                return SendOutcome(mail, "pending", attempts, failure.code, failure.detail)
+            await asyncio.sleep(self.backoff * 2 ** (attempts - 1))
+            if run.stopping:  # another worker hit a fatal error while this one waited
+                return SendOutcome(mail, "pending", attempts, failure.code, failure.detail)
+
+    # --- connections -----------------------------------------------------------------------
+
+    async def open_connection(self, password: str | None = None) -> aiosmtplib.SMTP:
+        """Connect, (STARTTLS), login. Raises DeliverySetupError when the server is unusable."""
+        cfg = self.config
+        smtp = aiosmtplib.SMTP(
+            hostname=cfg.host,
+            port=cfg.port,
+            timeout=cfg.timeout,
+            use_tls=cfg.security == "tls",
+            # True: STARTTLS or fail (never plaintext); False: plain, no opportunistic upgrade.
+            start_tls=cfg.security == "starttls",
+            tls_context=self.tls_context,
+            local_hostname=self.local_hostname,
+        )
+        try:
+            try:
+                await smtp.connect()
+            except Exception as exc:
+                setup = self._connect_setup_error(exc)
+                if setup is not None:
+                    raise setup from None
+                raise
+            if cfg.security != "none" and smtp.get_transport_info("sslcontext") is None:
+                raise DeliverySetupError(
+                    f"SMTP {self.where}: the connection is not encrypted "
+                    f"(security = {cfg.security!r}); refusing to send in plaintext",
+                    fix=SETUP_FIX,
+                )
+            if cfg.username:
+                await self._login(smtp, password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    async def _login(self, smtp: aiosmtplib.SMTP, password: str) -> None:
+        cfg = self.config
+        try:
+            await smtp.login(cfg.username, password)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise DeliverySetupError(
+                f"SMTP {self.where}: login refused for {cfg.username!r}: "
+                f"{one_line(f'{exc.code} {exc.message}')}",
+                code=exc.code,
+                fix=SETUP_FIX,
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            if 400 <= exc.code < 500 and exc.code != 454:
+                raise  # transient (e.g. 421): retry later
+            raise DeliverySetupError(
+                f"SMTP {self.where}: login failed for {cfg.username!r}: "
+                f"{one_line(f'{exc.code} {exc.message}')}",
+                code=exc.code,
+                fix=SETUP_FIX,
+            ) from None
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+            raise
+        except aiosmtplib.SMTPException as exc:  # no AUTH offered, no usable mechanism
+            raise DeliverySetupError(
+                f"SMTP {self.where}: cannot log in as {cfg.username!r}: {one_line(exc)}",
+                fix=SETUP_FIX,
+            ) from None
+
+    def _connect_setup_error(self, exc: BaseException) -> DeliverySetupError | None:
+        """Which connect() failures mean "this server cannot be used" (vs. try again later)."""
+        cfg = self.config
+        tls_error = _find_ssl_error(exc)
+        if tls_error is not None:
+            return DeliverySetupError(
+                f"SMTP {self.where}: TLS failed ({cfg.security}): "
+                f"{one_line(tls_error.reason or tls_error)}",
+                fix=SETUP_FIX,
+            )
+        if type(exc) is aiosmtplib.SMTPException and cfg.security == "starttls":
+            # aiosmtplib raises a bare SMTPException when STARTTLS is not offered.
+            return DeliverySetupError(
+                f"SMTP {self.where} does not offer STARTTLS (security = \"starttls\"); "
+                "refusing to send in plaintext",
+                fix=SETUP_FIX,
+            )
+        if type(exc) is aiosmtplib.SMTPResponseException and cfg.security == "starttls":
+            # Inside connect() only the STARTTLS command raises a bare response error.
+            return DeliverySetupError(
+                f"SMTP {self.where}: STARTTLS refused: {one_line(f'{exc.code} {exc.message}')}",
+                code=exc.code,
+                fix=SETUP_FIX,
+            )
+        if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500:
+            # A 5xx greeting or EHLO reply: this server does not take mail from us at all.
+            return DeliverySetupError(
+                f"SMTP {self.where} refused the session: {one_line(f'{exc.code} {exc.message}')}",
+                code=exc.code,
+                fix="check host / port / security in [delivery]",
+            )
+        return None
+
+    # --- classification --------------------------------------------------------------------
+
+    def _classify(self, exc: BaseException, conn: _Connection | None) -> _Failure:
+        timeout = self.config.timeout
+        if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+            refused = exc.recipients[0] if exc.recipients else None
+            if refused is None:
+                return _Failure(False, "recipient refused")
+            return _by_code(refused.code, refused.message)
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            if conn is None:  # greeting, EHLO or login: never this recipient's fault
+                return _Failure(False, one_line(f"{exc.code} {exc.message}"), exc.code)
+            return _by_code(exc.code, exc.message)
+        if isinstance(exc, TimeoutError):  # SMTPTimeoutError and asyncio's
+            what = "connecting" if conn is None else "sending"
+            return _Failure(False, one_line(f"timed out {what} after {timeout:g}s: {exc}"))
+        if isinstance(exc, ConnectionError | OSError):  # SMTPServerDisconnected, SMTPConnectError
+            what = "cannot connect" if conn is None else "connection lost"
+            return _Failure(False, one_line(f"{what}: {exc}"))
+        if isinstance(exc, aiosmtplib.SMTPNotSupported | ValueError):
+            # An address the server cannot take (non-ASCII without SMTPUTF8, bad characters).
+            return _Failure(True, one_line(f"{exc}"))
+        if isinstance(exc, aiosmtplib.SMTPException):
+            return _Failure(False, one_line(f"{type(exc).__name__}: {exc}"))
+        # Anything else is a message we cannot serialise: a build bug; do not loop on it.
+        return _Failure(True, one_line(f"{type(exc).__name__}: {exc}"))
+
+
+def _by_code(code: int, message: str) -> _Failure:
+    detail = one_line(f"{code} {message}")
+    return _Failure(500 <= code < 600, detail, code)
+
+
+def _sender_of(mail: OutgoingMail) -> str:
+    """The envelope sender: the address in the From header."""
+    address = email.utils.parseaddr(str(mail.message.get("From", "")))[1]
+    if not address:
+        raise ValueError("the message has no From address (needed as the envelope sender)")
+    return address
+
+
+def _find_ssl_error(exc: BaseException | None) -> ssl.SSLError | None:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl.SSLError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None

@@ -1,0 +1,112 @@
+"""Fetch one source and parse it into a SourceResult; fetch many at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+
+import httpx
+
+from digest.config import SourceConfig
+from digest.errors import FetchError, ParseError, SourceError
+from digest.models import Paper
+from digest.sources.feed import parse_feed
+from digest.sources.hf_api import api_url, parse_hf_api
+from digest.sources.hf_page import parse_hf_page
+from digest.sources.http import fetch_bytes
+from digest.sources.merge import merge_papers
+from digest.sources.result import SourceResult, Validators
+
+Parser = Callable[[bytes, SourceConfig], tuple[list[Paper], list[str]]]
+
+PARSERS: dict[str, Parser] = {
+    "hf-papers": parse_hf_page,
+    "hf-api": parse_hf_api,
+    "feed": parse_feed,
+}
+
+
+async def fetch_source(
+    source: SourceConfig,
+    client: httpx.AsyncClient,
+    validators: Validators | None = None,
+    *,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> SourceResult:
+    """Fetch and parse one source. Never raises a SourceError: it is returned in ``.error``.
+
+    With `validators` the request is conditional; a 304 gives ``not_modified=True`` and no
+    papers. `retries` repeats a failed attempt that many times, waiting ``backoff * 2**n`` s.
+    """
+    error: SourceError
+    parser = PARSERS.get(source.type)
+    if parser is None:
+        error = ParseError(
+            f"{source.name}: unknown source type {source.type!r}",
+            source=source.name,
+            fix=f"use one of {', '.join(PARSERS)}",
+        )
+        return SourceResult(source, [], error=error)
+    url = api_url(source.url) if source.type == "hf-api" else source.url
+    try:
+        fetched = await fetch_bytes(
+            source, client, url, validators, retries=retries, backoff=backoff
+        )
+    except SourceError as exc:
+        return SourceResult(source, [], error=_named(exc, source))
+    except Exception as exc:  # a bug or an unforeseen failure must not sink the other sources
+        error = FetchError(
+            f"{source.name}: unexpected error fetching {url}: {type(exc).__name__}: {exc}",
+            source=source.name,
+            fix="report it",
+        )
+        return SourceResult(source, [], error=error)
+    if fetched.not_modified:
+        return SourceResult(source, [], not_modified=True, validators=fetched.validators)
+    try:
+        papers, warnings = parser(fetched.body, source)
+    except SourceError as exc:
+        return SourceResult(source, [], error=_named(exc, source), validators=None)
+    except Exception as exc:  # same: one broken source must not stop the run
+        error = ParseError(
+            f"{source.name}: unexpected error parsing {url}: {type(exc).__name__}: {exc}",
+            source=source.name,
+            fix="report it",
+        )
+        return SourceResult(source, [], error=error)
+    return SourceResult(
+        source,
+        merge_papers(papers),
+        validators=fetched.validators,
+        warnings=warnings,
+    )
+
+
+async def fetch_all(
+    sources: Sequence[SourceConfig],
+    client: httpx.AsyncClient,
+    validators: Mapping[str, Validators] | None = None,
+    *,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> list[SourceResult]:
+    """Fetch every source concurrently; one SourceResult per source, in the given order.
+    `validators` is keyed by source name."""
+    known = validators or {}
+    return list(
+        await asyncio.gather(
+            *(
+                fetch_source(
+                    source, client, known.get(source.name), retries=retries, backoff=backoff
+                )
+                for source in sources
+            )
+        )
+    )
+
+
+def _named(error: SourceError, source: SourceConfig) -> SourceError:
+    if not error.source:
+        error.source = source.name
+    return error

@@ -1,0 +1,82 @@
+"""One record per paper: merge the Papers several sources (or runs) gave for the same id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from digest.models import Paper
+
+HF_PAGE_PREFIX = "https://huggingface.co/papers/"
+
+
+def merge_papers(papers: Iterable[Paper]) -> list[Paper]:
+    """One Paper per id, in order of first appearance; the inputs are not changed.
+
+    The merged record keeps the best of each field: the first non-empty title, the longest
+    abstract, the first non-empty author list, the HF page as url (else the first url), the
+    first arXiv/pdf/code urls, the most upvotes, the earliest published date, the union of
+    categories and of sources (in order), and announce type "new" over any other.
+    """
+    merged: dict[str, Paper] = {}
+    for paper in papers:
+        current = merged.get(paper.id)
+        if current is None:
+            merged[paper.id] = replace(
+                paper,
+                authors=list(paper.authors),
+                categories=list(paper.categories),
+                sources=list(paper.sources),
+            )
+        else:
+            _merge_into(current, paper)
+    return list(merged.values())
+
+
+def _merge_into(into: Paper, other: Paper) -> None:
+    into.title = into.title or other.title
+    if len(other.abstract) > len(into.abstract):
+        into.abstract = other.abstract
+    if not into.authors and other.authors:
+        into.authors = list(other.authors)
+    if other.url.startswith(HF_PAGE_PREFIX) and not into.url.startswith(HF_PAGE_PREFIX):
+        into.url = other.url
+    into.url = into.url or other.url
+    into.arxiv_url = into.arxiv_url or other.arxiv_url
+    into.pdf_url = into.pdf_url or other.pdf_url
+    into.code_url = into.code_url or other.code_url
+    if other.upvotes is not None and (into.upvotes is None or other.upvotes > into.upvotes):
+        into.upvotes = other.upvotes
+    into.published = _earliest(into.published, other.published)
+    into.categories = _union(into.categories, other.categories)
+    into.sources = _union(into.sources, other.sources)
+    if into.announce_type != "new" and (other.announce_type == "new" or not into.announce_type):
+        into.announce_type = other.announce_type or into.announce_type
+
+
+def _union(first: list[str], second: list[str]) -> list[str]:
+    out = list(first)
+    for item in second:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _earliest(a: str, b: str) -> str:
+    if not a or not b:
+        return a or b
+    ta, tb = _instant(a), _instant(b)
+    if ta is not None and tb is not None:
+        return b if tb < ta else a
+    return b if b < a else a
+
+
+def _instant(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,236 @@
+"""The MIME message: headers, parts, encoding, unsubscribe headers, header injection."""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+import pytest
+from aiosmtplib.email import flatten_message
+from selectolax.lexbor import LexborHTMLParser
+
+from digest.message import build_message, make_message_id
+from digest.models import Paper, RenderedDigest
+from digest.render import render_digest
+from tests.test_render import load_papers, make_content
+
+FROM = "Paper Digest <digest@example.org>"
+MAILTO = "digest-admin@example.org"
+WHEN = datetime(2026, 6, 12, 7, 0, 5, tzinfo=timezone(timedelta(hours=2)))
+LONG_URL = "https://example.org/unsubscribe?subscriber=ada%40example.org&token=" + "a1b2c3d4" * 12
+
+
+@pytest.fixture(scope="module")
+def papers() -> list[Paper]:
+    return load_papers()
+
+
+@pytest.fixture(scope="module")
+def rendered(papers: list[Paper]) -> RenderedDigest:
+    return render_digest(make_content(papers[:5], candidates=30))
+
+
+def build(rendered: RenderedDigest, **overrides: object) -> EmailMessage:
+    kwargs: dict[str, object] = {
+        "from_addr": FROM,
+        "to_addr": "ada@example.org",
+        "to_name": "Ada Lovelace",
+        "message_id": "<fixed.1234@example.org>",
+        "date": WHEN,
+        "unsubscribe_mailto": MAILTO,
+        "unsubscribe_url": "",
+    }
+    kwargs.update(overrides)
+    return build_message(rendered, **kwargs)  # type: ignore[arg-type]
+
+
+def parse(msg: EmailMessage) -> EmailMessage:
+    parsed = BytesParser(policy=email.policy.default).parsebytes(msg.as_bytes())
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_headers(rendered: RenderedDigest) -> None:
+    parsed = parse(build(rendered))
+    assert parsed["From"] == FROM
+    assert parsed["To"] == "Ada Lovelace <ada@example.org>"
+    assert parsed["Subject"] == "Paper digest 2026-06-12: 5 new papers"
+    assert parsed["Date"] == "Fri, 12 Jun 2026 07:00:05 +0200"
+    assert parsed["Date"].datetime == WHEN
+    assert parsed["Message-ID"] == "<fixed.1234@example.org>"
+    assert parsed["MIME-Version"] == "1.0"
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert parsed["List-Id"] == "<paper-digest.example.org>"
+    assert parsed["X-Auto-Response-Suppress"] == "OOF, AutoReply"
+    for name in ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "List-Unsubscribe"):
+        assert len(parsed.get_all(name) or []) == 1, name
+
+
+def test_parts_in_order_utf8(rendered: RenderedDigest) -> None:
+    parsed = parse(build(rendered))
+    assert parsed.get_content_type() == "multipart/alternative"
+    parts = list(parsed.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert all(p.get_content_charset() == "utf-8" for p in parts)
+    text, html = (p.get_content() for p in parts)
+    assert text.replace("\r\n", "\n") == rendered.text
+    assert html.replace("\r\n", "\n") == rendered.html
+    assert parsed.get_body(preferencelist=("html",)) is parts[1]
+
+
+def test_links_in_both_parts(rendered: RenderedDigest, papers: list[Paper]) -> None:
+    parsed = parse(build(rendered))
+    text_part = parsed.get_body(preferencelist=("plain",))
+    html_part = parsed.get_body(preferencelist=("html",))
+    assert text_part is not None and html_part is not None
+    text = text_part.get_content()
+    tree = LexborHTMLParser(html_part.get_content())
+    hrefs = {a.attributes.get("href") for a in tree.css("a")}
+    for p in papers[:5]:
+        wanted = [p.url, f"https://arxiv.org/abs/{p.id}", f"https://arxiv.org/pdf/{p.id}"]
+        if p.code_url:
+            wanted.append(p.code_url)
+        for url in wanted:
+            assert url in hrefs, url
+            assert re.search(r"^\s+\S.*?:\s+" + re.escape(url) + r"\r?$", text, re.MULTILINE), url
+    # CSS survived the trip: inlined styles and the dark-mode block.
+    assert tree.css_first("td.paper").attributes.get("style")  # type: ignore[union-attr]
+    assert "prefers-color-scheme: dark" in html_part.get_content()
+
+
+def test_wire_format_is_crlf_ascii_and_folded(rendered: RenderedDigest) -> None:
+    raw = build(rendered, unsubscribe_url=LONG_URL).as_bytes()
+    assert b"\r\n" in raw
+    assert re.search(rb"(?<!\r)\n", raw) is None  # no bare LF anywhere
+    raw.decode("ascii")  # 7-bit clean: headers encoded, bodies quoted-printable/base64
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+
+
+def test_non_ascii_recipient_name_is_encoded(rendered: RenderedDigest) -> None:
+    msg = build(rendered, to_name="Zoë Ångström-李")
+    raw = msg.as_bytes()
+    assert b"=?utf-8?" in raw.split(b"\r\n\r\n", 1)[0]
+    parsed = parse(msg)
+    address = parsed["To"].addresses[0]
+    assert address.display_name == "Zoë Ångström-李"
+    assert address.addr_spec == "ada@example.org"
+
+
+def test_no_name_gives_a_bare_address(rendered: RenderedDigest) -> None:
+    parsed = parse(build(rendered, to_name=""))
+    assert parsed["To"] == "ada@example.org"
+
+
+def test_unsubscribe_mailto_only(rendered: RenderedDigest) -> None:
+    parsed = parse(build(rendered))
+    assert parsed["List-Unsubscribe"] == f"<mailto:{MAILTO}?subject=unsubscribe>"
+    assert parsed["List-Unsubscribe-Post"] is None
+
+
+def test_one_click_unsubscribe_with_url(papers: list[Paper]) -> None:
+    rendered = render_digest(make_content(papers[:2], unsubscribe_url=LONG_URL))
+    msg = build(rendered, unsubscribe_url=LONG_URL)
+    parsed = parse(msg)
+    assert parsed["List-Unsubscribe"] == f"<mailto:{MAILTO}?subject=unsubscribe>, <{LONG_URL}>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # The long URL is folded as a whole, never turned into RFC 2047 encoded-words.
+    raw = msg.as_bytes()
+    assert f"<{LONG_URL}>".encode() in raw
+    assert b"=?utf-8?q?=3Chttps" not in raw
+    # ... also when aiosmtplib flattens the message with its own policy.
+    assert f"<{LONG_URL}>".encode() in flatten_message(msg)
+    # The body links to the URL, in both parts.
+    assert LONG_URL in rendered.text
+    assert LONG_URL in rendered.html.replace("&amp;", "&")
+
+
+def test_unsubscribe_url_with_unsafe_characters_is_percent_encoded(
+    rendered: RenderedDigest,
+) -> None:
+    parsed = parse(build(rendered, unsubscribe_url="https://example.org/u?n=Zoë <x>"))
+    value = parsed["List-Unsubscribe"]
+    assert value.endswith("<https://example.org/u?n=Zo%C3%AB%20%3Cx%3E>")
+
+
+def test_naive_date_is_taken_as_utc(rendered: RenderedDigest) -> None:
+    parsed = parse(build(rendered, date=datetime(2026, 6, 12, 5, 0)))
+    assert parsed["Date"] == "Fri, 12 Jun 2026 05:00:00 +0000"
+    assert parsed["Date"].datetime == datetime(2026, 6, 12, 5, 0, tzinfo=UTC)
+
+
+def test_message_id_is_reused_as_given(rendered: RenderedDigest) -> None:
+    mid = make_message_id("digest@example.org")
+    first = parse(build(rendered, message_id=mid))
+    retry = parse(build(rendered, message_id=mid))
+    assert first["Message-ID"] == retry["Message-ID"] == mid
+
+
+def test_make_message_id() -> None:
+    ids = {make_message_id("Digest@Example.ORG") for _ in range(200)}
+    assert len(ids) == 200
+    for mid in ids:
+        assert re.fullmatch(r"<[^<>@\s]+@example\.org>", mid), mid
+    assert make_message_id("digest@bücher.example").endswith("@xn--bcher-kva.example>")
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["from_addr", "to_addr", "to_name", "message_id", "unsubscribe_mailto", "unsubscribe_url"],
+)
+@pytest.mark.parametrize("bad", ["\r\nBcc: victim@example.net", "\nX-Evil: 1", "a\rb"])
+def test_header_injection_is_rejected(rendered: RenderedDigest, field: str, bad: str) -> None:
+    value = "https://example.org/u" if field == "unsubscribe_url" else "ada@example.org"
+    with pytest.raises(ValueError):
+        build(rendered, **{field: value + bad})
+
+
+def test_subject_injection_is_rejected(rendered: RenderedDigest) -> None:
+    hostile = RenderedDigest(
+        subject="Paper digest\r\nBcc: victim@example.net", text="t", html="<p>h</p>"
+    )
+    with pytest.raises(ValueError):
+        build(hostile)
+
+
+def test_email_message_itself_rejects_linefeeds() -> None:
+    msg = EmailMessage(policy=email.policy.SMTP)
+    with pytest.raises(ValueError):
+        msg["Subject"] = "hello\r\nBcc: victim@example.net"
+
+
+def test_hostile_title_never_reaches_the_headers() -> None:
+    paper = Paper(id="2606.00001", title="Evil\r\nBcc: victim@example.net", abstract="x")
+    msg = build(render_digest(make_content([paper])))
+    parsed = parse(msg)
+    assert parsed["Bcc"] is None
+    assert "Evil Bcc: victim@example.net" in parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_empty_digest_message(papers: list[Paper]) -> None:
+    rendered = render_digest(make_content([], candidates=0))
+    parsed = parse(build(rendered))
+    assert parsed["Subject"] == "Paper digest 2026-06-12: nothing new today"
+    text = parsed.get_body(("plain",))
+    html = parsed.get_body(("html",))
+    assert text is not None and html is not None
+    assert "Nothing new today" in text.get_content()
+    assert "Nothing new today" in html.get_content()
+    assert f"mailto:{MAILTO}?subject=unsubscribe" in text.get_content()
+
+
+def test_sixty_papers_html_part_under_gmail_clipping(papers: list[Paper]) -> None:
+    sixty = [papers[i % len(papers)] for i in range(60)]
+    msg = build(render_digest(make_content(sixty)))
+    html_part = parse(msg).get_body(("html",))
+    assert html_part is not None
+    assert len(html_part.get_content().encode("utf-8")) < 102 * 1024
+    # Even as sent (quoted-printable), the HTML part stays under the limit.
+    encoded = html_part.get_payload(decode=False)
+    assert isinstance(encoded, str)
+    assert len(encoded.encode("ascii")) < 102 * 1024
+    assert email.utils.parseaddr(msg["To"])[1] == "ada@example.org"
