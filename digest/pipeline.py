@@ -195,10 +195,12 @@ async def _gather_papers(
     papers: list[Paper] = [
         merge_papers([stored[p.id], p])[0] if p.id in stored else p for p in fresh
     ]
+    # Every healthy source is recorded as fetched; its validators (if any) with the papers.
     validators = {
         r.source.name: (r.validators.etag, r.validators.last_modified)
-        for r in healthy
         if r.validators is not None
+        else (None, None)
+        for r in healthy
     }
     report.new_papers = store.record_papers(papers, now=now, validators=validators)
 
