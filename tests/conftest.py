@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 # Fixtures shared across test files live in their own modules; importing them here shares them.
@@ -15,3 +17,5 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("DIGEST_CONFIG", raising=False)
     monkeypatch.delenv("DIGEST_SMTP_PASSWORD", raising=False)
     monkeypatch.chdir(tmp_path)
+    # Dry runs write into a fresh temporary folder; keep those inside the test's own tmp_path.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))

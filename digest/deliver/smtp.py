@@ -106,12 +106,15 @@ class _Connection:
         smtp, self.smtp = self.smtp, None
         if smtp is None:
             return
+        transport = smtp.transport
         try:
             if polite and smtp.is_connected:
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                     await smtp.quit(timeout=min(self.mailer.config.timeout, _QUIT_TIMEOUT))
         finally:
             smtp.close()
+            if isinstance(transport, asyncio.Transport):
+                await _socket_closed(transport)
 
 
 class SmtpMailer:
@@ -411,3 +414,21 @@ def _find_ssl_error(exc: BaseException | None) -> ssl.SSLError | None:
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return None
+
+
+async def _socket_closed(transport: asyncio.Transport, *, limit: float = 1.0) -> None:
+    """Wait (briefly) until the transport's socket is really closed.
+
+    A TLS transport closes asynchronously (the TLS shutdown takes a few loop turns); if the
+    event loop ends first, the socket is left to the garbage collector, which warns.
+    """
+    if not transport.is_closing():
+        transport.close()
+    sock = transport.get_extra_info("socket")
+    deadline = asyncio.get_running_loop().time() + limit
+    while sock is not None and sock.fileno() != -1:
+        if asyncio.get_running_loop().time() >= deadline:
+            transport.abort()  # the peer never finished the TLS shutdown: drop it
+            await asyncio.sleep(0)
+            return
+        await asyncio.sleep(0.005)
