@@ -321,7 +321,9 @@ async def _deliver(
             )
         sub_report = by_key[outcome.mail.key]
         sub_report.status = outcome.status
-        sub_report.detail = outcome.detail
+        # A server's "250 OK" says nothing; an outbox path, a refusal or an error does.
+        if outcome.status != "sent" or config.delivery.method == "outbox":
+            sub_report.detail = outcome.detail
 
     try:
         await (mailer or make_mailer(config.delivery)).deliver(
@@ -333,7 +335,7 @@ async def _deliver(
         report.fatal = exc
         for sub_report in report.subscribers:
             if sub_report.status == "pending":
-                sub_report.detail = "not sent: " + exc.message
+                sub_report.detail = "not sent: the mail server cannot be used, see below"
 
 
 def _write_previews(

@@ -58,6 +58,10 @@ def _digest_line(email: str, d: DigestRecord) -> str:
     if d.status == "sent" and d.sent_at:
         line += f", sent {d.sent_at}"
     if d.last_error:
-        code = f"{d.last_code} " if d.last_code else ""
+        code = (
+            f"{d.last_code} "
+            if d.last_code and not d.last_error.startswith(str(d.last_code))
+            else ""
+        )
         line += f"; last reply: {code}{d.last_error}"
     return line
