@@ -10,12 +10,13 @@ from digest.config import Config, DeliveryConfig
 from digest.sources import fetch_all, make_client
 
 
-def check_connections(config: Config) -> list[str]:
-    """One line per problem found; an empty list means every source and SMTP answered."""
+def check_connections(config: Config) -> tuple[list[str], list[str]]:
+    """(what answered, what failed): one line each. No failures means all is reachable."""
     return asyncio.run(_check(config))
 
 
-async def _check(config: Config) -> list[str]:
+async def _check(config: Config) -> tuple[list[str], list[str]]:
+    good: list[str] = []
     problems: list[str] = []
     async with make_client() as client:
         results = await fetch_all(config.sources, client, {}, retries=1, backoff=0)
@@ -23,14 +24,14 @@ async def _check(config: Config) -> list[str]:
         if result.error is not None:
             problems.append(f"source {result.source.name}: {result.error}")
         else:
-            print(f"  source {result.source.name}: ok, {len(result.papers)} papers")
+            good.append(f"source {result.source.name}: ok, {len(result.papers)} papers")
     if config.delivery.method == "smtp":
         problem = await _check_smtp(config.delivery)
         if problem:
             problems.append(problem)
         else:
-            print(f"  smtp {config.delivery.host}:{config.delivery.port}: ok")
-    return problems
+            good.append(f"smtp {config.delivery.host}:{config.delivery.port}: ok")
+    return good, problems
 
 
 async def _check_smtp(delivery: DeliveryConfig) -> str | None:

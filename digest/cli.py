@@ -175,7 +175,9 @@ def check_command(config_path: str | None, connect: bool) -> None:
     if connect:
         from digest.checks import check_connections
 
-        problems = check_connections(config)
+        good, problems = check_connections(config)
+        for line in good:
+            click.echo(f"  {line}")
         for line in problems:
             click.echo(f"  {line}", err=True)
         sys.exit(EXIT_FAILED if problems else 0)

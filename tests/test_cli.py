@@ -144,3 +144,46 @@ def test_run_is_not_built_yet():
     result = run("run")
     assert result.exit_code == 2
     assert "not built yet" in result.output
+
+
+def test_example_config_dry_run_on_a_local_page_writes_a_digest(tmp_path):
+    """What the README promises a new user, on a saved copy of the HF page."""
+    page = Path(__file__).parent / "fixtures" / "hf-pages" / "papers_2026-06-12_sotawhat.html"
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        'url = "https://huggingface.co/papers"', f'url = "{page}"'
+    )
+    config = tmp_path / "config.example.toml"
+    config.write_text(text, encoding="utf-8")
+    result = run("send-now", "-c", str(config), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "ada@example.org" in result.output and "dry-run, 10 papers" in result.output
+    (html,) = [line.split("open ", 1)[1] for line in result.output.splitlines() if "open " in line]
+    assert "EvoArena" in Path(html).read_text(encoding="utf-8")
+    assert not (tmp_path / "outbox").exists() and not (tmp_path / "digest.sqlite3").exists()
+
+
+def test_check_connect_reaches_sources_and_smtp(tmp_path, http_server, smtp_server):
+    http_server.serve("/papers", hf_page(hf_items()[:3]), content_type="text/html")
+    config = write_config(
+        tmp_path / "digest.toml",
+        sources=[{"type": "hf-papers", "url": http_server.url("/papers")}],
+        subscribers=[{"email": "ada@example.org"}],
+        delivery={
+            "method": "smtp",
+            "host": smtp_server.host,
+            "port": smtp_server.port,
+            "security": "none",
+        },
+    )
+    result = run("check", "-c", str(config), "--connect")
+    assert result.exit_code == 0, result.output
+    assert "source hf-papers: ok, 3 papers" in result.output
+    assert f"smtp 127.0.0.1:{smtp_server.port}: ok" in result.output
+    assert smtp_server.messages == []
+
+    http_server.serve("/papers", "<html>gone</html>", status=404, content_type="text/html")
+    smtp_server.stop()
+    result = run("check", "-c", str(config), "--connect")
+    assert result.exit_code == 1
+    assert "source hf-papers:" in result.output and "404" in result.output
+    assert "smtp 127.0.0.1" in result.output
