@@ -45,6 +45,7 @@ Order
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -79,6 +80,13 @@ def fold(text: str) -> str:
         text = unicodedata.normalize("NFKD", text)
         text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join(text.casefold().translate(_TRANSLATE).split())
+
+
+@functools.lru_cache(maxsize=8192)
+def _prepared(text: str) -> tuple[str, str]:
+    """Folded and squashed text, cached: one run ranks the same papers for every subscriber."""
+    folded = fold(text)
+    return folded, _squash(folded)
 
 
 def _squash(text: str) -> str:
@@ -182,9 +190,8 @@ def rank_papers(
         if paper.id in seen:
             continue
         seen.add(paper.id)
-        title = fold(paper.title)
-        abstract = fold(paper.abstract)
-        title_sq, abstract_sq = _squash(title), _squash(abstract)
+        title, title_sq = _prepared(paper.title)
+        abstract, abstract_sq = _prepared(paper.abstract)
         if any(t.count(title, title_sq) or t.count(abstract, abstract_sq) for t in excludes):
             continue
 

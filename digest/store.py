@@ -86,6 +86,9 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
         self.conn = conn
         self.path = path
+        # Parsed papers by seq for candidates(): every subscriber of a run reads the same ones.
+        # Emptied whenever papers are written. Callers must not mutate what it returns.
+        self._candidate_cache: dict[int, Paper] = {}
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -186,6 +189,7 @@ class Store:
         """
         stamp = _iso(now)
         new = 0
+        self._candidate_cache.clear()
         with self.transaction() as conn:
             for paper in papers:
                 data = paper_to_json(paper)
@@ -248,11 +252,14 @@ class Store:
         else:
             where, params = "seq > ?", [mark]
         rows = self.conn.execute(
-            f"SELECT data FROM papers WHERE {where} AND seq <= ? AND id NOT IN "
+            f"SELECT seq, data FROM papers WHERE {where} AND seq <= ? AND id NOT IN "
             "(SELECT paper_id FROM sent_papers WHERE subscriber = ?) ORDER BY seq",
             (*params, upto_seq, key),
         ).fetchall()
-        papers = [paper_from_json(r[0]) for r in rows]
+        cache = self._candidate_cache
+        papers = [
+            cache.get(seq) or cache.setdefault(seq, paper_from_json(data)) for seq, data in rows
+        ]
         if resend_date:
             record = self.get_digest(key, resend_date)
             if record:
