@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import aiosmtplib
-
-from digest.config import Config, DeliveryConfig
+from digest.config import Config
+from digest.deliver import SmtpMailer, one_line
+from digest.errors import DigestError
 from digest.sources import fetch_all, make_client
 
 
@@ -25,40 +25,18 @@ async def _check(config: Config) -> tuple[list[str], list[str]]:
             problems.append(f"source {result.source.name}: {result.error}")
         else:
             good.append(f"source {result.source.name}: ok, {len(result.papers)} papers")
-    if config.delivery.method == "smtp":
-        problem = await _check_smtp(config.delivery)
-        if problem:
-            problems.append(problem)
+    delivery = config.delivery
+    if delivery.method == "smtp":
+        where = f"smtp {delivery.host}:{delivery.port}"
+        try:
+            await SmtpMailer(delivery).check()
+        except DigestError as exc:
+            problems.append(f"{where}: {exc}")
+        except Exception as exc:  # refused, timed out, dropped: the transport's own words
+            problems.append(
+                f"{where}: {one_line(f'{type(exc).__name__}: {exc}')} "
+                "(fix: check host, port and security in [delivery])"
+            )
         else:
-            good.append(f"smtp {config.delivery.host}:{config.delivery.port}: ok")
+            good.append(f"{where}: ok")
     return good, problems
-
-
-async def _check_smtp(delivery: DeliveryConfig) -> str | None:
-    smtp = aiosmtplib.SMTP(
-        hostname=delivery.host,
-        port=delivery.port,
-        timeout=delivery.timeout,
-        use_tls=delivery.security == "tls",
-        start_tls=delivery.security == "starttls",
-    )
-    where = f"smtp {delivery.host}:{delivery.port}"
-    try:
-        await smtp.connect()
-        if delivery.username:
-            password = delivery.password()
-            if not password:
-                return f"{where}: ${delivery.password_env} is not set (fix: export it)"
-            await smtp.login(delivery.username, password)
-        await smtp.noop()
-        await smtp.quit()
-    except aiosmtplib.SMTPAuthenticationError as exc:
-        return (
-            f"{where}: login refused: {exc.code} {exc.message} (fix: check username / password_env)"
-        )
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        return f"{where}: {type(exc).__name__}: {exc} (fix: check host, port and security)"
-    finally:
-        if smtp.is_connected:
-            smtp.close()
-    return None

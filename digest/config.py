@@ -362,9 +362,12 @@ def _parse_subscriber(
             "upvote_boost",
         },
     )
+    name = _str(ctx, place, t, "name", "")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ctx.error(place, "name must be one line of text", fix="remove the line breaks")
     return Subscriber(
         email=email,
-        name=_str(ctx, place, t, "name", ""),
+        name=name,
         keywords=_keywords(ctx, place, t.get("keywords", {})),
         exclude=_str_list(ctx, place, t, "exclude"),
         authors=_str_list(ctx, place, t, "authors"),

@@ -11,6 +11,7 @@ writes the digests to files instead of mailing them, so it changes nothing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import tempfile
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -33,6 +35,8 @@ from digest.rank import rank_papers
 from digest.render import render_digest
 from digest.sources import SourceResult, Validators, fetch_all, make_client, merge_papers
 from digest.store import Store, utc_now
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,9 +104,9 @@ class RunReport:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def send_now(config: Config, options: RunOptions | None = None, **kwargs: object) -> RunReport:
+def send_now(config: Config, options: RunOptions | None = None, **kwargs: Any) -> RunReport:
     """Synchronous entry point of `run_digest` (the CLI and tests call this)."""
-    return asyncio.run(run_digest(config, options or RunOptions(), **kwargs))  # type: ignore[arg-type]
+    return asyncio.run(run_digest(config, options or RunOptions(), **kwargs))
 
 
 async def run_digest(
@@ -135,18 +139,28 @@ async def run_digest(
         try:
             await _gather_papers(config, store, client, report, now, fetch_backoff)
             upto_seq = store.max_seq()
-            mails = [
-                mail
-                for sub in subscribers
-                if (mail := _compose(config, store, sub, options, upto_seq, now, report))
-            ]
+            mails = []
+            for sub in subscribers:
+                try:
+                    mail = _compose(config, store, sub, options, upto_seq, now, report)
+                except Exception as exc:  # one subscriber's digest must not stop the others
+                    log.info("composing the digest of %s failed", sub.email, exc_info=True)
+                    report.subscribers.append(
+                        SubscriberReport(sub.email, "", "failed", detail=f"not built: {exc!r}")
+                    )
+                    continue
+                if mail is not None:
+                    mails.append(mail)
             if options.dry_run or not deliver:
                 if deliver:
                     report.output_dir = _write_previews(mails, report, output_dir)
             elif mails:
                 await _deliver(config, store, mails, mailer, report)
-        finally:
-            store.finish_run(run_id, exit_code=report.exit_code, summary=report.summary(), now=now)
+        except BaseException as exc:
+            summary = f"stopped by {type(exc).__name__}: {exc}"
+            store.finish_run(run_id, exit_code=EXIT_FAILED, summary=summary, now=now)
+            raise
+        store.finish_run(run_id, exit_code=report.exit_code, summary=report.summary(), now=now)
     return report
 
 

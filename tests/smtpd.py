@@ -120,9 +120,7 @@ class _Fault:
     def matches(self, stage: Stage, addresses: list[str]) -> bool:
         if stage != self.stage or self.times == 0:
             return False
-        if self.address is not None and self.address.lower() not in (
-            a.lower() for a in addresses
-        ):
+        if self.address is not None and self.address.lower() not in (a.lower() for a in addresses):
             return False
         if self.skip > 0:
             self.skip -= 1
@@ -147,21 +145,35 @@ class RecordingHandler:
     # -- scripting ------------------------------------------------------------------------------
 
     def refuse(
-        self, address: str | None, reply: str, *, times: int | None = None, at: Stage = "rcpt",
+        self,
+        address: str | None,
+        reply: str,
+        *,
+        times: int | None = None,
+        at: Stage = "rcpt",
         nth: int = 1,
     ) -> None:
         """Answer `reply` (e.g. "451 4.7.1 try later") instead of 250 for that recipient."""
         self._add(_Fault(at, address, "reply", reply=reply, skip=nth - 1, times=times))
 
     def drop(
-        self, *, at: Stage = "data", nth: int = 1, address: str | None = None,
+        self,
+        *,
+        at: Stage = "data",
+        nth: int = 1,
+        address: str | None = None,
         times: int | None = 1,
     ) -> None:
         """Cut the connection instead of replying (at DATA: after reading the message)."""
         self._add(_Fault(at, address, "drop", skip=nth - 1, times=times))
 
     def stall(
-        self, seconds: float, *, at: Stage = "data", nth: int = 1, address: str | None = None,
+        self,
+        seconds: float,
+        *,
+        at: Stage = "data",
+        nth: int = 1,
+        address: str | None = None,
         times: int | None = 1,
     ) -> None:
         """Sleep before replying: past the client's timeout, it hangs up and nothing is kept."""
@@ -195,7 +207,11 @@ class RecordingHandler:
                 server._digest_conn = self.connections  # type: ignore[attr-defined]
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
         responses: list[str],
     ) -> list[str]:
         self._session_started(server)
@@ -212,7 +228,11 @@ class RecordingHandler:
         return f"250 {server.hostname}"
 
     async def handle_MAIL(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
         mail_options: list[str],
     ) -> str:
         self._note(server, f"MAIL {address}")
@@ -221,7 +241,11 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
         rcpt_options: list[str],
     ) -> str:
         reply = await self._play(server, "rcpt", [address])
@@ -289,8 +313,7 @@ class RecordingHandler:
             await asyncio.sleep(fault.seconds)  # cancelled if the client hangs up meanwhile
             return None
         self._note(server, f"{stage.upper()} dropping the connection")
-        assert server.transport is not None
-        server.transport.abort()
+        _abort(server)
         # aiosmtpd cancels this session's task on connection_lost; never reply.
         await asyncio.sleep(30)
         return "421 4.4.2 connection dropped"
@@ -302,6 +325,15 @@ def _encrypted(server: SMTP, session: Session) -> bool:
     return session.ssl is not None or (
         transport is not None and transport.get_extra_info("ssl_object") is not None
     )
+
+
+def _abort(server: SMTP) -> None:
+    """Cut a server-side connection at once (no reply, no TLS goodbye)."""
+    transport = server.transport
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    elif transport is not None:
+        transport.close()
 
 
 def _conn_no(server: SMTP) -> int:
@@ -338,7 +370,8 @@ class _Controller(Controller):
         return _TrackingSMTP(self.handler, live=self._live, **self.SMTP_kwargs)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
@@ -378,7 +411,7 @@ class SmtpTestServer:
                 auth_require_tls=False,  # also test AUTH over plain connections
             )
         self._live = set()
-        self.port = _free_port()
+        self.port = free_port()
         controller = _Controller(
             self.handler, live=self._live, hostname=HOST, port=self.port, **kwargs
         )
@@ -404,8 +437,7 @@ class SmtpTestServer:
 
             def close_all() -> None:
                 for proto in list(self._live):
-                    if proto.transport is not None:
-                        proto.transport.abort()
+                    _abort(proto)
                 controller.loop.call_soon(done.set)
 
             controller.loop.call_soon_threadsafe(close_all)

@@ -21,7 +21,7 @@ from digest.deliver import (
 )
 from digest.deliver.smtp import SETUP_FIX
 from digest.errors import DeliverySetupError
-from tests.smtpd import SmtpTestServer, _free_port
+from tests.smtpd import SmtpTestServer, free_port
 
 DAY = "2026-06-12"
 FROM = "Paper Digest <digest@example.org>"
@@ -67,9 +67,7 @@ class Recorder:
 
 
 def run(mailer: SmtpMailer | OutboxMailer, mails: Sequence[OutgoingMail], rec: Recorder):
-    return asyncio.run(
-        mailer.deliver(mails, on_attempt=rec.on_attempt, on_outcome=rec.on_outcome)
-    )
+    return asyncio.run(mailer.deliver(mails, on_attempt=rec.on_attempt, on_outcome=rec.on_outcome))
 
 
 def received_for(server: SmtpTestServer, recipient: str) -> list:
@@ -89,9 +87,7 @@ def test_two_connections_deliver_ten_mails_once_each(smtp_server):
     assert all(o.attempts == 1 and o.code == 250 for o in outcomes)
     assert all("\n" not in o.detail and o.detail.startswith("250") for o in outcomes)
     # The server got each exactly once, on exactly two reused connections.
-    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == sorted(
-        m.recipient for m in mails
-    )
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == sorted(m.recipient for m in mails)
     assert smtp_server.handler.connections == 2
     assert {m.connection for m in smtp_server.messages} == {1, 2}
     for mail in mails:
@@ -122,9 +118,7 @@ def test_no_mails_no_connection(smtp_server):
 
 def test_connection_reopened_after_messages_per_connection(smtp_server):
     mails = [make_mail(f"user{i}") for i in range(5)]
-    outcomes = run(
-        smtp_server.mailer(connections=1, messages_per_connection=2), mails, Recorder()
-    )
+    outcomes = run(smtp_server.mailer(connections=1, messages_per_connection=2), mails, Recorder())
     assert {o.status for o in outcomes} == {"sent"}
     assert smtp_server.handler.connections == 3
     per_connection = [m.connection for m in smtp_server.messages]
@@ -215,6 +209,45 @@ def test_multiline_reply_becomes_one_line(smtp_server):
     assert outcome.detail.startswith("550 5.1.1 no such user")
 
 
+def test_mail_without_from_fails_alone(smtp_server):
+    bad = make_mail("nofrom")
+    del bad.message["From"]
+    outcomes = run(smtp_server.mailer(), [bad, make_mail("ok")], Recorder())
+    assert [o.status for o in outcomes] == ["failed", "sent"]
+    assert "From" in outcomes[0].detail
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["ok@example.org"]]
+
+
+def test_envelope_sender_can_be_set(smtp_server):
+    mailer = SmtpMailer(
+        smtp_server.delivery_config(),
+        backoff=0,
+        sender="bounces@example.org",
+        local_hostname="client.test",
+    )
+    run(mailer, [make_mail("ada")], Recorder())
+    [got] = smtp_server.messages
+    assert got.mail_from == "bounces@example.org"
+    assert got.message["From"] == FROM
+
+
+def test_a_failing_callback_stops_the_run(smtp_server):
+    class Boom(Exception):
+        pass
+
+    def on_outcome(outcome: SendOutcome) -> None:
+        raise Boom("the store is locked")
+
+    mails = [make_mail(f"user{i}") for i in range(3)]
+    with pytest.raises(Boom):
+        asyncio.run(
+            smtp_server.mailer(connections=1).deliver(
+                mails, on_attempt=lambda mail: None, on_outcome=on_outcome
+            )
+        )
+    assert len(smtp_server.messages) == 1  # nothing more was sent after the callback failed
+
+
 # --- dropped connections and timeouts ----------------------------------------------------------
 
 
@@ -269,8 +302,13 @@ def test_stall_past_timeout_ends_pending(smtp_server):
 
 def test_server_down_every_mail_pending_without_hammering():
     config = DeliveryConfig(
-        method="smtp", host="127.0.0.1", port=_free_port(), security="none", retries=2,
-        connections=1, timeout=2,
+        method="smtp",
+        host="127.0.0.1",
+        port=free_port(),
+        security="none",
+        retries=2,
+        connections=1,
+        timeout=2,
     )
     rec = Recorder()
     outcomes = run(SmtpMailer(config, backoff=0), [make_mail(f"u{i}") for i in range(5)], rec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
@@ -142,3 +143,40 @@ def test_a_failed_send_never_advances_the_watermark(tmp_path, smtp_server):
     assert next(s for s in later.subscribers if s.email == "bob@example.org").status == (
         "nothing-new"
     )
+
+
+def test_one_broken_digest_does_not_stop_the_others(tmp_path, smtp_server, monkeypatch):
+    import digest.pipeline
+
+    real = digest.pipeline.render_digest
+
+    def render(content):
+        if content.subscriber_email == "bob@example.org":
+            raise RuntimeError("template bug")
+        return real(content)
+
+    monkeypatch.setattr(digest.pipeline, "render_digest", render)
+    config = load_config(make_config(tmp_path, smtp_server))
+    report = send_now(config, RunOptions(now=NOW), mailer=smtp_server.mailer())
+    assert report.exit_code == 1
+    assert {s.email: s.status for s in report.subscribers}["bob@example.org"] == "failed"
+    assert sorted(recipients(smtp_server)) == ["ada@example.org", "cy@example.org"]
+    with Store.open(config.digest.state) as store:
+        assert store.get_digest("bob@example.org", "2026-06-12") is None  # retried next run
+        assert store.recent_runs(1)[0].exit_code == 1
+
+
+def test_a_run_that_crashes_is_recorded_as_failed(tmp_path, smtp_server, monkeypatch):
+    import digest.pipeline
+
+    async def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(digest.pipeline, "_deliver", explode)
+    config = load_config(make_config(tmp_path, smtp_server))
+    with pytest.raises(RuntimeError):
+        send_now(config, RunOptions(now=NOW), mailer=smtp_server.mailer())
+    with Store.open(config.digest.state) as store:
+        run = store.recent_runs(1)[0]
+        assert run.exit_code == 1 and "disk on fire" in run.summary
+        assert {d.status for d in store.digests()} == {"pending"}

@@ -5,7 +5,9 @@
 
 on_attempt(mail) is called right before each try to transmit a mail (commit "sending" there);
 on_outcome(outcome) right after its final result (commit sent / pending / failed there). Both
-are plain callbacks, called on the event loop's thread. deliver() raises DeliverySetupError when
+are plain callbacks, called on the event loop's thread. A mail that never reached the server
+(no From address; the server looked down, so the rest were not tried) gets an outcome with
+attempts = 0 and no on_attempt call. deliver() raises DeliverySetupError when
 the server cannot be used at all (login or TLS refused, password missing); mails that got no
 outcome by then were not sent.
 """

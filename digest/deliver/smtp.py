@@ -154,9 +154,9 @@ class SmtpMailer:
         on_attempt: AttemptCallback,
         on_outcome: OutcomeCallback,
     ) -> list[SendOutcome]:
-        password = self._password()
         if not mails:
             return []
+        password = self._password()
         limiter = RateLimiter(self.config.max_per_minute) if self.config.max_per_minute else None
         run = _Run(deque(enumerate(mails)), on_attempt, on_outcome, limiter)
         workers = max(1, min(self.config.connections, len(mails)))
@@ -173,7 +173,7 @@ class SmtpMailer:
 
     def _password(self) -> str | None:
         cfg = self.config
-        if cfg.method != "smtp" or not cfg.host:
+        if not cfg.host:
             raise DeliverySetupError(
                 "SMTP delivery needs a host", fix='set host in [delivery], or method = "outbox"'
             )
@@ -192,8 +192,7 @@ class SmtpMailer:
         password = cfg.password()
         if not password:
             raise DeliverySetupError(
-                f"${cfg.password_env} is empty or not set: no SMTP password for "
-                f"{cfg.username!r}",
+                f"${cfg.password_env} is empty or not set: no SMTP password for {cfg.username!r}",
                 fix=f"export {cfg.password_env}=... (the SMTP password)",
             )
         return password
@@ -209,9 +208,7 @@ class SmtpMailer:
                         SendOutcome(mail, "pending", 0, detail=f"not tried: {run.unreachable}"),
                     )
                     continue
-                outcome = await self._send_one(run, conn, index, mail)
-                if outcome is not None:
-                    run.finish(index, outcome)
+                run.finish(index, await self._send_one(run, conn, index, mail))
         except asyncio.CancelledError:
             await conn.close(polite=False)
             raise
@@ -222,9 +219,13 @@ class SmtpMailer:
 
     async def _send_one(
         self, run: _Run, conn: _Connection, index: int, mail: OutgoingMail
-    ) -> SendOutcome | None:
-        """Try one mail up to config.retries times; None if the run stopped before trying."""
+    ) -> SendOutcome:
+        """Try one mail up to config.retries times and say how it ended."""
         cfg = self.config
+        try:
+            sender = self.sender or _sender_of(mail)
+        except ValueError as exc:
+            return SendOutcome(mail, "failed", 0, None, one_line(exc))
         attempts = 0
         tried = False  # on_attempt was called at least once
         while True:
@@ -234,8 +235,10 @@ class SmtpMailer:
                 await conn.ensure_open()
             except DeliverySetupError as exc:
                 if tried:  # it may have been attempted before: give it an outcome
-                    run.finish(index, SendOutcome(mail, "pending", attempts - 1, exc.code,
-                                                  one_line(exc.message)))
+                    run.finish(
+                        index,
+                        SendOutcome(mail, "pending", attempts - 1, exc.code, one_line(exc.message)),
+                    )
                 raise
             except Exception as exc:
                 failure = self._classify(exc, None)
@@ -244,10 +247,6 @@ class SmtpMailer:
                 run.connect_failures = 0
                 if run.limiter is not None:
                     await run.limiter.acquire()
-                try:
-                    sender = self.sender or _sender_of(mail)
-                except ValueError as exc:
-                    return SendOutcome(mail, "failed", attempts, None, one_line(exc))
                 tried = True
                 run.on_attempt(mail)
                 try:
@@ -267,6 +266,17 @@ class SmtpMailer:
             await asyncio.sleep(self.backoff * 2 ** (attempts - 1))
             if run.stopping:  # another worker hit a fatal error while this one waited
                 return SendOutcome(mail, "pending", attempts, failure.code, failure.detail)
+
+    async def check(self) -> None:
+        """Connect, (STARTTLS), log in and say goodbye, sending nothing (`check --connect`).
+
+        Raises DeliverySetupError when the server cannot be used, or the connection error.
+        """
+        conn = _Connection(self, self._password())
+        try:
+            await conn.ensure_open()
+        finally:
+            await conn.close()
 
     # --- connections -----------------------------------------------------------------------
 
@@ -345,7 +355,7 @@ class SmtpMailer:
         if type(exc) is aiosmtplib.SMTPException and cfg.security == "starttls":
             # aiosmtplib raises a bare SMTPException when STARTTLS is not offered.
             return DeliverySetupError(
-                f"SMTP {self.where} does not offer STARTTLS (security = \"starttls\"); "
+                f'SMTP {self.where} does not offer STARTTLS (security = "starttls"); '
                 "refusing to send in plaintext",
                 fix=SETUP_FIX,
             )
