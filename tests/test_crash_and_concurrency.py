@@ -85,6 +85,7 @@ def test_a_killed_run_is_caught_up_with_at_most_the_in_flight_duplicates(tmp_pat
     got = by_recipient(smtp_server)
     assert len(got) == subscribers  # every subscriber got their digest
     duplicated = {rcpt: ids for rcpt, ids in got.items() if len(ids) > 1}
+    print(f"killed after {received_before} of {subscribers} mails; duplicates: {duplicated}")
     assert len(duplicated) <= 2  # at most one in flight per SMTP connection
     for ids in duplicated.values():
         assert len(set(ids)) == 1  # a re-sent digest carries the same Message-ID
