@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import tempfile
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -26,7 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from digest.config import Config, Subscriber
-from digest.deliver import Mailer, OutgoingMail, SendOutcome, make_mailer
+from digest.deliver import Mailer, OutgoingMail, SendOutcome, make_mailer, outbox_filename
 from digest.errors import EXIT_FAILED, EXIT_OK, DeliverySetupError, DigestError, UsageError
 from digest.lock import run_lock
 from digest.message import build_message, make_message_id
@@ -361,17 +360,12 @@ def _write_previews(
     out.mkdir(parents=True, exist_ok=True)
     by_key = {(r.email, r.digest_date): r for r in report.subscribers}
     for mail in mails:
-        email, day = mail.key
-        stem = f"{day}_{_safe_name(email)}"
-        (out / f"{stem}.eml").write_bytes(mail.message.as_bytes())
-        html_path = out / f"{stem}.html"
+        eml_path = out / outbox_filename(mail)  # the name the outbox would give it
+        eml_path.write_bytes(mail.message.as_bytes())
+        html_path = eml_path.with_suffix(".html")
         html_path.write_text(_html_part(mail.message), encoding="utf-8")
         by_key[mail.key].file = str(html_path)
     return out
-
-
-def _safe_name(email: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", email.replace("@", "_at_"))
 
 
 def _html_part(message: EmailMessage) -> str:
