@@ -119,6 +119,7 @@ async def run_digest(
     deliver: bool = True,
     lock_timeout: float = 600.0,
     fetch_backoff: float = 1.0,
+    fetch_retries: int = 3,
 ) -> RunReport:
     """Run the whole flow once. Raises DigestError only for what stops a run before it starts
     (bad usage, state file unusable, lock held); everything else is in the report."""
@@ -136,7 +137,9 @@ async def run_digest(
             client = await stack.enter_async_context(make_client())
         run_id = store.start_run(command, now=now)
         try:
-            await _gather_papers(config, store, client, report, now, fetch_backoff)
+            await _gather_papers(
+                config, store, client, report, now, backoff=fetch_backoff, retries=fetch_retries
+            )
             upto_seq = store.max_seq()
             mails = []
             for sub in subscribers:
@@ -178,14 +181,18 @@ async def _gather_papers(
     client: httpx.AsyncClient,
     report: RunReport,
     now: datetime,
+    *,
     backoff: float,
+    retries: int,
 ) -> None:
     known: dict[str, Validators] = {}
     for source in config.sources:
         state = store.source_state(source.name)
         if state and (state.etag or state.last_modified):
             known[source.name] = Validators(state.etag, state.last_modified)
-    results: list[SourceResult] = await fetch_all(config.sources, client, known, backoff=backoff)
+    results: list[SourceResult] = await fetch_all(
+        config.sources, client, known, backoff=backoff, retries=retries
+    )
 
     healthy: list[SourceResult] = []
     for result in results:

@@ -50,6 +50,7 @@ FEED_FAULTS = {
     "a truncated feed": [Reply(200, ARXIV_RSS[:400], content_type="application/rss+xml")],
     "an empty body": [Reply(200, b"", content_type="application/rss+xml")],
     "binary garbage": [Reply(200, bytes(range(256)) * 20, content_type="application/rss+xml")],
+    "a timeout": [Reply(200, ARXIV_RSS, content_type="application/rss+xml", delay=3)],
 }
 
 PAGE_FAULTS = {
@@ -67,7 +68,7 @@ def two_sources(tmp_path, http_server, smtp_server):
             tmp_path / "digest.toml",
             sources=[
                 {"type": "hf-papers", "url": http_server.url("/papers")},
-                {"type": "feed", "url": http_server.url("/rss/cs.LG"), "name": "arxiv-lg"},
+                {"type": "feed", "url": http_server.url("/rss/cs.LG"), "name": "arxiv-lg", "timeout": 1},
             ],
             subscribers=[{"email": "ada@example.org", "max_papers": 50}],
             delivery={"method": "smtp", "host": "127.0.0.1", "port": 25, "security": "none"},
@@ -81,6 +82,7 @@ def two_sources(tmp_path, http_server, smtp_server):
             RunOptions(now=NOW + timedelta(days=day)),
             mailer=mailer,
             fetch_backoff=0,
+            fetch_retries=1,
         )
 
     return config, run
