@@ -25,6 +25,7 @@ import css_inline
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from digest.models import DigestContent, RankedPaper, RenderedDigest
+from digest.sources.ids import is_arxiv_id
 
 TEMPLATE_PACKAGE = "digest.templates"
 HTML_TEMPLATE = "digest.html.j2"
@@ -40,8 +41,6 @@ COMPACT_AUTHORS = (3, 0)
 PREHEADER_CHARS = 110
 TEXT_WIDTH = 72
 
-_ARXIV_NEW_ID = re.compile(r"^\d{4}\.\d{4,5}$")
-_ARXIV_OLD_ID = re.compile(r"^[a-z][a-z.-]*/\d{7}$", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -273,8 +272,6 @@ def trim(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:.-–—") + "…"
 
 
-def is_arxiv_id(paper_id: str) -> bool:
-    return bool(_ARXIV_NEW_ID.match(paper_id) or _ARXIV_OLD_ID.match(paper_id))
 
 
 def safe_url(url: str) -> str:
