@@ -25,7 +25,8 @@ import css_inline
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from digest.models import DigestContent, RankedPaper, RenderedDigest
-from digest.sources.ids import is_arxiv_id
+from digest.sources.ids import arxiv_abs_url, arxiv_pdf_url, is_arxiv_id
+from digest.sources.text import collapse
 
 TEMPLATE_PACKAGE = "digest.templates"
 HTML_TEMPLATE = "digest.html.j2"
@@ -119,7 +120,7 @@ def render_digest(content: DigestContent) -> RenderedDigest:
     base = {
         "subject": subject,
         "preheader": preheader,
-        "name": clean(content.subscriber_name),
+        "name": collapse(content.subscriber_name),
         "email": content.subscriber_email,
         "date": content.digest_date.isoformat(),
         "count": len(content.papers),
@@ -151,7 +152,7 @@ def make_preheader(content: DigestContent) -> str:
     if n == 0:
         return "Nothing new today."
     head = f"{n} new {'paper' if n == 1 else 'papers'}: "
-    titles = ", ".join(clean(r.paper.title) for r in content.papers)
+    titles = ", ".join(collapse(r.paper.title) for r in content.papers)
     return head + trim(titles, max(PREHEADER_CHARS - len(head), 20))
 
 
@@ -193,8 +194,8 @@ def paper_view(
 ) -> PaperView:
     p = ranked.paper
     arxiv_id = p.id if is_arxiv_id(p.id) else ""
-    arxiv = safe_url(p.arxiv_url) or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else "")
-    pdf = safe_url(p.pdf_url) or (f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else "")
+    arxiv = safe_url(p.arxiv_url) or (arxiv_abs_url(arxiv_id) if arxiv_id else "")
+    pdf = safe_url(p.pdf_url) or (arxiv_pdf_url(arxiv_id) if arxiv_id else "")
     code = safe_url(p.code_url)
     page = safe_url(p.url)
 
@@ -210,14 +211,14 @@ def paper_view(
     if code:
         links.append(Link("Code", code))
 
-    followed = {clean(a).casefold() for a in ranked.followed_authors}
-    names = [clean(a) for a in p.authors if clean(a)]
+    followed = {collapse(a).casefold() for a in ranked.followed_authors}
+    names = [collapse(a) for a in p.authors if collapse(a)]
     authors = [Author(n, n.casefold() in followed) for n in names[:max_authors]]
 
-    abstract = clean(p.abstract)
+    abstract = collapse(p.abstract)
     return PaperView(
         number=number,
-        title=clean(p.title) or p.id,
+        title=collapse(p.title) or p.id,
         url=page or arxiv or pdf,
         authors=authors,
         et_al=len(names) > max_authors > 0,
@@ -233,9 +234,9 @@ def reasons(ranked: RankedPaper) -> list[str]:
     """Why a paper is in the digest: the matched terms, then "author: X" per followed author."""
     out: list[str] = []
     seen: set[str] = set()
-    authors = {clean(a).casefold() for a in ranked.followed_authors}
+    authors = {collapse(a).casefold() for a in ranked.followed_authors}
     for term in ranked.matched:
-        term = clean(term)
+        term = collapse(term)
         key = term.casefold()
         # A ranker may also list a followed author among the terms; show it once, as author.
         if not term or key in seen or key in authors or key.removeprefix("author: ") in authors:
@@ -243,7 +244,7 @@ def reasons(ranked: RankedPaper) -> list[str]:
         seen.add(key)
         out.append(term)
     for author in ranked.followed_authors:
-        label = f"author: {clean(author)}"
+        label = f"author: {collapse(author)}"
         if label.casefold() not in seen:
             seen.add(label.casefold())
             out.append(label)
@@ -253,14 +254,9 @@ def reasons(ranked: RankedPaper) -> list[str]:
 # --- small helpers ---------------------------------------------------------------------------
 
 
-def clean(text: str) -> str:
-    """Collapse all whitespace (page text often carries newlines and runs of spaces)."""
-    return " ".join(text.split())
-
-
 def trim(text: str, limit: int) -> str:
     """Cut text to at most `limit` characters at a word boundary, ending in "…"."""
-    text = clean(text)
+    text = collapse(text)
     if len(text) <= limit:
         return text
     if limit <= 0:
@@ -270,8 +266,6 @@ def trim(text: str, limit: int) -> str:
     if space >= limit * 0.6:
         cut = cut[:space]
     return cut.rstrip(" ,;:.-–—") + "…"
-
-
 
 
 def safe_url(url: str) -> str:

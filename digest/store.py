@@ -314,7 +314,7 @@ class Store:
         paper_ids: list[str],
         now: datetime,
         status: str = "pending",
-    ) -> DigestRecord:
+    ) -> None:
         """Create or refresh the send-log row of a digest about to be sent (or found empty).
 
         Older digests of this subscriber that were never delivered are superseded: their
@@ -336,9 +336,6 @@ class Store:
                 "sent_at = NULL",
                 (key, day, status, message_id, upto_seq, json.dumps(paper_ids), stamp, stamp),
             )
-        record = self.get_digest(key, day)
-        assert record is not None
-        return record
 
     def mark_sending(self, subscriber: str, digest_date: str | date, *, now: datetime) -> None:
         with self.transaction() as conn:

@@ -26,6 +26,7 @@ from digest.sources.ids import (
     normalise_arxiv_id,
     normalise_link,
 )
+from digest.sources.result import skipped_warnings
 from digest.sources.text import collapse, detail_text, html_to_text
 
 FEED_FIX = "check the url points at an RSS or Atom feed"
@@ -138,12 +139,7 @@ def _papers(
             source=name,
             fix=FEED_FIX,
         )
-    if skipped:
-        warnings.append(
-            f"{name}: skipped {len(skipped)} of {len(entries)} entries without an id or a "
-            f"title ({'; '.join(skipped[:3])})"
-        )
-    return papers, warnings
+    return papers, warnings + skipped_warnings(name, skipped, len(entries), "entries")
 
 
 def _paper(entry: Any, source_name: str) -> Paper | str:

@@ -40,14 +40,7 @@ async def fetch_source(
     papers. `retries` repeats a failed attempt that many times, waiting ``backoff * 2**n`` s.
     """
     error: SourceError
-    parser = PARSERS.get(source.type)
-    if parser is None:
-        error = ParseError(
-            f"{source.name}: unknown source type {source.type!r}",
-            source=source.name,
-            fix=f"use one of {', '.join(PARSERS)}",
-        )
-        return SourceResult(source, [], error=error)
+    parser = PARSERS[source.type]  # config.SOURCE_TYPES: validated on load
     url = api_url(source.url) if source.type == "hf-api" else source.url
     try:
         fetched = await fetch_bytes(

@@ -9,6 +9,7 @@ from digest.config import SourceConfig
 from digest.errors import ParseError
 from digest.models import Paper
 from digest.sources.hf_items import papers_from_items
+from digest.sources.result import skipped_warnings
 from digest.sources.text import collapse
 
 HF_HOSTS = ("huggingface.co", "www.huggingface.co")
@@ -70,12 +71,4 @@ def parse_hf_api(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[s
             source=name,
             fix="the API format changed; report it",
         )
-    warnings = (
-        [
-            f"{name}: skipped {len(problems)} of {len(data)} items without paper.id or title "
-            f"({'; '.join(problems[:3])})"
-        ]
-        if problems
-        else []
-    )
-    return papers, warnings
+    return papers, skipped_warnings(name, problems, len(data), "items")

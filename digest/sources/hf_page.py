@@ -19,6 +19,7 @@ from digest.errors import PageChangedError, ParseError
 from digest.models import Paper
 from digest.sources.hf_items import papers_from_items
 from digest.sources.ids import arxiv_abs_url, arxiv_pdf_url, hf_paper_url, normalise_arxiv_id
+from digest.sources.result import skipped_warnings
 from digest.sources.text import collapse
 
 DATA_SELECTOR = 'div[data-target="DailyPapers"]'
@@ -47,15 +48,7 @@ def parse_hf_page(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[
         if items:
             papers, skipped = papers_from_items(items, name)
             if papers:
-                warnings = (
-                    [
-                        f"{name}: skipped {len(skipped)} of {len(items)} papers in the page "
-                        f"data without paper.id or title ({'; '.join(skipped[:3])})"
-                    ]
-                    if skipped
-                    else []
-                )
-                return papers, warnings
+                return papers, skipped_warnings(name, skipped, len(items), "papers in the page")
             problem = f"none of its {len(items)} dailyPapers items is a paper ({skipped[0]})"
 
     papers, skipped_cards = _cards(tree, name)

@@ -28,6 +28,12 @@ class SourceResult:
     validators: Validators | None = None  # from this response, for the next conditional GET
     warnings: list[str] = field(default_factory=list)  # e.g. the page changed, read the cards
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+
+def skipped_warnings(source_name: str, skipped: list[str], total: int, what: str) -> list[str]:
+    """The one warning for records a parser skipped (none when it skipped none)."""
+    if not skipped:
+        return []
+    return [
+        f"{source_name}: skipped {len(skipped)} of {total} {what} without an id or a title "
+        f"({'; '.join(skipped[:3])})"
+    ]
