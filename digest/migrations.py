@@ -72,6 +72,39 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "subscriber start points, stored digest bytes, forced resends",
+        """
+        -- Where a subscriber's papers start, fixed when the subscriber is first seen: a first
+        -- digest that keeps failing never lets its papers fall out of the lookback window.
+        CREATE TABLE subscribers (
+            subscriber TEXT PRIMARY KEY,
+            start_seq INTEGER NOT NULL,
+            first_seen TEXT NOT NULL
+        );
+
+        -- The exact wire bytes of a built digest: a send whose outcome is unknown is repeated
+        -- byte for byte (same Message-ID, Date and papers), and a sent one can be viewed.
+        ALTER TABLE digests ADD COLUMN message BLOB;
+
+        -- `send-now --force`: each forced resend is an attempt of its own, beside the digest it
+        -- repeats; it never changes that digest, the watermark or what counts as offered.
+        CREATE TABLE resends (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            subscriber TEXT NOT NULL,
+            digest_date TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+            message_id TEXT NOT NULL,
+            message BLOB,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_code INTEGER,
+            last_error TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT
+        );
+        """,
+    ),
 ]
 
 

@@ -24,6 +24,11 @@ _PAPER_FIELDS = {f.name for f in fields(Paper)}
 DONE_STATUSES = ("sent", "empty")
 # A digest in these states was not delivered (yet): its papers roll into the next digest.
 OPEN_STATUSES = ("pending", "sending", "failed")
+# The columns a DigestRecord is read from (the stored message bytes are read on their own).
+_DIGEST_COLUMNS = (
+    "subscriber, digest_date, status, message_id, upto_seq, paper_ids, attempts, last_code, "
+    "last_error, created_at, updated_at, sent_at"
+)
 
 
 @dataclass(frozen=True)
@@ -299,7 +304,7 @@ class Store:
 
     def get_digest(self, subscriber: str, digest_date: str | date) -> DigestRecord | None:
         row = self.conn.execute(
-            "SELECT * FROM digests WHERE subscriber = ? AND digest_date = ?",
+            f"SELECT {_DIGEST_COLUMNS} FROM digests WHERE subscriber = ? AND digest_date = ?",
             (subscriber.lower(), str(digest_date)),
         ).fetchone()
         return _digest_record(row) if row else None
@@ -388,18 +393,21 @@ class Store:
     def digests(self, subscriber: str | None = None) -> list[DigestRecord]:
         if subscriber:
             rows = self.conn.execute(
-                "SELECT * FROM digests WHERE subscriber = ? ORDER BY digest_date",
+                f"SELECT {_DIGEST_COLUMNS} FROM digests WHERE subscriber = ? ORDER BY digest_date",
                 (subscriber.lower(),),
             )
         else:
-            rows = self.conn.execute("SELECT * FROM digests ORDER BY subscriber, digest_date")
+            rows = self.conn.execute(
+                f"SELECT {_DIGEST_COLUMNS} FROM digests ORDER BY subscriber, digest_date"
+            )
         return [_digest_record(r) for r in rows]
 
     def latest_digests(self) -> list[DigestRecord]:
         """Each subscriber's most recent digest."""
         rows = self.conn.execute(
-            "SELECT d.* FROM digests d WHERE d.digest_date = (SELECT MAX(digest_date) "
-            "FROM digests WHERE subscriber = d.subscriber) ORDER BY d.subscriber"
+            f"SELECT {_DIGEST_COLUMNS} FROM digests d WHERE d.digest_date = "
+            "(SELECT MAX(digest_date) FROM digests WHERE subscriber = d.subscriber) "
+            "ORDER BY d.subscriber"
         )
         return [_digest_record(r) for r in rows]
 
