@@ -73,14 +73,27 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "subscriber start points, stored digest bytes, forced resends",
+        "subscriber start points and unsubscribes, feedback, stored digest bytes, forced resends",
         """
         -- Where a subscriber's papers start, fixed when the subscriber is first seen: a first
         -- digest that keeps failing never lets its papers fall out of the lookback window.
         CREATE TABLE subscribers (
             subscriber TEXT PRIMARY KEY,
             start_seq INTEGER NOT NULL,
-            first_seen TEXT NOT NULL
+            first_seen TEXT NOT NULL,
+            -- Set when the reader unsubscribed from the web side: every run skips them, even
+            -- though the config still lists them (the config says who may subscribe).
+            unsubscribed_at TEXT
+        );
+
+        -- The reader's likes and dislikes (the web side's "more / less like this"); the
+        -- config's `like` adds to these at ranking time. The latest word on a paper wins.
+        CREATE TABLE feedback (
+            subscriber TEXT NOT NULL,
+            paper_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('like', 'dislike')),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (subscriber, paper_id)
         );
 
         -- The exact wire bytes of a built digest: a send whose outcome is unknown is repeated

@@ -411,6 +411,47 @@ class Store:
         )
         return [_digest_record(r) for r in rows]
 
+    # --- the reader's side: unsubscribes and feedback ---------------------------------------
+
+    def set_unsubscribed(self, subscriber: str, unsubscribed: bool, *, now: datetime) -> None:
+        """Record that the reader left (or came back). The config still says who may subscribe;
+        this only overrides it."""
+        key, stamp = subscriber.lower(), _iso(now)
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO subscribers (subscriber, start_seq, first_seen, unsubscribed_at) "
+                "VALUES (?, (SELECT COALESCE(MAX(seq), 0) FROM papers), ?, ?) "
+                "ON CONFLICT (subscriber) DO UPDATE SET unsubscribed_at = excluded.unsubscribed_at",
+                (key, stamp, stamp if unsubscribed else None),
+            )
+
+    def unsubscribed(self) -> dict[str, str]:
+        """Readers who unsubscribed on the web side: email -> when."""
+        rows = self.conn.execute(
+            "SELECT subscriber, unsubscribed_at FROM subscribers WHERE unsubscribed_at IS NOT NULL"
+        )
+        return dict(rows.fetchall())
+
+    def record_feedback(self, subscriber: str, paper_id: str, kind: str, *, now: datetime) -> None:
+        """A like or dislike of a paper; the latest word on a paper replaces the earlier one."""
+        if kind not in ("like", "dislike"):
+            raise ValueError(kind)
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO feedback (subscriber, paper_id, kind, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (subscriber, paper_id) DO UPDATE SET kind = excluded.kind, "
+                "created_at = excluded.created_at",
+                (subscriber.lower(), paper_id, kind, _iso(now)),
+            )
+
+    def feedback(self, subscriber: str) -> dict[str, str]:
+        """This reader's feedback: paper id -> "like" | "dislike"."""
+        rows = self.conn.execute(
+            "SELECT paper_id, kind FROM feedback WHERE subscriber = ? ORDER BY created_at",
+            (subscriber.lower(),),
+        )
+        return dict(rows.fetchall())
+
     # --- runs -------------------------------------------------------------------------------
 
     def start_run(self, command: str, *, now: datetime) -> int:

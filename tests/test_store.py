@@ -164,3 +164,24 @@ def test_run_lock_excludes_a_second_holder(tmp_path):
         pass
     with run_lock(state, timeout=0.2):  # released
         pass
+
+
+def test_feedback_and_unsubscribes_are_recorded(tmp_path):
+    from datetime import UTC, datetime
+
+    from digest.store import Store
+
+    now = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+    with Store.open(tmp_path / "s.sqlite3") as store:
+        store.record_feedback("Ada@Example.org", "2606.00467", "like", now=now)
+        store.record_feedback("ada@example.org", "2606.00468", "dislike", now=now)
+        store.record_feedback("ada@example.org", "2606.00467", "dislike", now=now)
+        assert store.feedback("ada@example.org") == {
+            "2606.00467": "dislike",
+            "2606.00468": "dislike",
+        }
+        assert store.feedback("bob@example.org") == {}
+        store.set_unsubscribed("Ada@example.org", True, now=now)
+        assert set(store.unsubscribed()) == {"ada@example.org"}
+        store.set_unsubscribed("ada@example.org", False, now=now)
+        assert store.unsubscribed() == {}
