@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from datetime import date
@@ -16,13 +17,15 @@ from typing import Any
 import click
 
 from digest import __version__
-from digest.config import Config, load_config, resolve_config_path
+from digest.config import Config, check_secrets, load_config, resolve_config_path
 from digest.errors import EXIT_FAILED, EXIT_USAGE, DigestError
 from digest.pipeline import RunOptions, RunReport, send_now
+from digest.progress import run_progress
 from digest.status import render_status
 from digest.store import Store
 
 CONFIG_HELP = "Config file (default: $DIGEST_CONFIG, else ./digest.toml)."
+LIST_EACH_UP_TO = 50  # subscribers: a longer list prints only the digests that need a look
 
 
 class _DigestGroup(click.Group):
@@ -94,8 +97,10 @@ def send_now_command(
 ) -> None:
     """Fetch the sources now and send every subscriber their digest."""
     config = _config(config_path)
+    _print_config_warnings(config)
     options = RunOptions(digest_date=digest_date, dry_run=dry_run, only=only, force=force)
-    report = send_now(config, options)
+    with run_progress(len(config.subscribers) if not only else len(only)) as progress:
+        report = send_now(config, options, progress=progress)
     _print_report(report, config)
     sys.exit(report.exit_code)
 
@@ -115,7 +120,7 @@ def preview_command(
 ) -> None:
     """Show what each subscriber would get now. Sends nothing, changes no state."""
     config = _config(config_path)
-    options = RunOptions(dry_run=True, only=(subscriber,) if subscriber else ())
+    options = RunOptions(dry_run=True, only=(subscriber,) if subscriber else (), keep_papers=True)
     report = send_now(
         config, options, command="preview", deliver=out_dir is not None, output_dir=out_dir
     )
@@ -124,6 +129,9 @@ def preview_command(
         click.echo(json.dumps(preview_json(report), indent=2, ensure_ascii=False))
     else:
         for sub in report.subscribers:
+            if sub.status not in ("dry-run", "pending"):
+                click.echo(f"{sub.email} ({sub.digest_date}): {sub.status} {sub.detail}".rstrip())
+                continue
             click.echo(
                 f"{sub.email} ({sub.digest_date}): {len(sub.papers)} of {sub.candidates} new papers"
             )
@@ -170,8 +178,8 @@ def check_command(config_path: str | None, connect: bool) -> None:
     click.echo(f"  sources: {', '.join(f'{s.name} <{s.url}>' for s in config.sources)}")
     click.echo(f"  delivery: {where}")
     click.echo(f"  subscribers: {len(config.subscribers)}")
-    if d.method == "smtp" and d.username and not d.password():
-        click.echo(f"  warning: ${d.password_env} is not set; SMTP login will fail", err=True)
+    _print_config_warnings(config)
+    check_secrets(config)  # exit 2 with the fix: every send would fail
     if connect:
         from digest.checks import check_connections
 
@@ -231,10 +239,14 @@ def _print_report(report: RunReport, config: Config) -> None:
     click.echo(f"new papers: {report.new_papers}")
     if not report.subscribers:
         click.echo("no subscribers configured: add a [[subscriber]] to the config")
+    # A long list shows only what needs a look; the summary line counts the rest.
+    quiet = len(report.subscribers) > LIST_EACH_UP_TO
     for sub in report.subscribers:
+        if quiet and sub.status not in ("pending", "failed"):
+            continue
         line = f"{sub.email} {sub.digest_date}: {sub.status}"
-        if sub.papers:
-            line += f", {len(sub.papers)} papers"
+        if sub.paper_count:
+            line += f", {sub.paper_count} papers"
         if sub.detail:
             line += f" ({sub.detail})"
         click.echo(line)
@@ -247,11 +259,24 @@ def _print_report(report: RunReport, config: Config) -> None:
         click.echo(f"digests written to {config.delivery.outbox}")
     if report.fatal is not None:
         click.echo(f"digest: error: {report.fatal}", err=True)
+    if report.stopped:
+        click.echo(f"digest: {report.stopped}; the rest goes out on the next run", err=True)
     click.echo(f"done: {report.summary()}")
 
 
+def _print_config_warnings(config: Config) -> None:
+    for warning in config.warnings:
+        click.echo(f"digest: warning: {warning}", err=True)
+
+
 def main() -> None:
-    cli(prog_name="digest")
+    try:
+        cli(prog_name="digest")
+    except BrokenPipeError:
+        # `digest preview | head -1`: the reader went away. Nothing is wrong with the run.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ user can go straight to it. Unknown keys are errors: a typo must not silently me
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -26,6 +27,7 @@ DEFAULT_HF_API = "https://huggingface.co/api/daily_papers"
 SOURCE_TYPES = ("hf-papers", "hf-api", "feed")
 DELIVERY_METHODS = ("smtp", "outbox")
 SECURITY_MODES = ("starttls", "tls", "none")
+MAX_PAPERS = 500  # per digest: beyond this a value is a typo
 
 # ASCII addresses only: a non-ASCII one would need SMTPUTF8, which most servers do not offer.
 _EMAIL = re.compile(
@@ -75,6 +77,8 @@ class DeliveryConfig:
     timeout: float = 30.0
     retries: int = 3  # attempts per digest within one run for transient failures
     messages_per_connection: int = 100  # re-open a connection after this many messages
+    # No new SMTP transaction starts this long after delivery began; the rest stay pending.
+    deadline_minutes: float = 120.0
 
     def password(self) -> str | None:
         """The SMTP password, read from the environment variable named by password_env."""
@@ -107,6 +111,7 @@ class Config:
     sources: tuple[SourceConfig, ...]
     delivery: DeliveryConfig
     subscribers: tuple[Subscriber, ...]
+    warnings: tuple[str, ...] = ()  # valid but probably not what was meant
 
     def subscriber(self, email: str) -> Subscriber:
         for sub in self.subscribers:
@@ -194,7 +199,24 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         sources=sources,
         delivery=delivery,
         subscribers=tuple(subscribers),
+        warnings=(
+            ()
+            if subscribers
+            else (f"{path.name}: no [[subscriber]]: nobody will get a digest (fix: add one)",)
+        ),
     )
+
+
+def check_secrets(config: Config) -> None:
+    """The secrets a real send needs are in the environment (not checked on load: `status` and
+    `preview` need none). Raises ConfigError naming the variable."""
+    d = config.delivery
+    if d.method == "smtp" and d.username and not d.password():
+        raise ConfigError(
+            f"{config.path.name}: [delivery]: ${d.password_env} is empty or not set, so the "
+            f"SMTP login as {d.username!r} would fail",
+            fix=f"export {d.password_env}=... (the SMTP password) before running digest",
+        )
 
 
 # --- sections --------------------------------------------------------------------------------
@@ -219,7 +241,8 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
             "upvote_boost",
         },
     )
-    from_addr = _str(ctx, place, t, "from", "Paper Digest <digest@localhost.localdomain>")
+    default_from = "Paper Digest <digest@localhost.localdomain>"
+    from_addr = _header_text(ctx, place, "from", _str(ctx, place, t, "from", default_from))
     if not _EMAIL.match(parseaddr(from_addr)[1] or "-"):
         raise ctx.error(
             place,
@@ -237,12 +260,12 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
         from_addr=from_addr,
         timezone=_timezone(ctx, place, t, "timezone", "UTC"),
         send_at=_send_at(ctx, place, t, "send_at", time(7, 0)),
-        max_papers=_int(ctx, place, t, "max_papers", 15, minimum=1),
-        lookback_days=_int(ctx, place, t, "lookback_days", 3, minimum=0),
+        max_papers=_int(ctx, place, t, "max_papers", 15, minimum=1, maximum=MAX_PAPERS),
+        lookback_days=_int(ctx, place, t, "lookback_days", 3, minimum=0, maximum=365),
         send_empty=_bool(ctx, place, t, "send_empty", False),
         unsubscribe_mailto=mailto.removeprefix("mailto:"),
         unsubscribe_url=url,
-        upvote_boost=_float(ctx, place, t, "upvote_boost", 0.0, minimum=0.0),
+        upvote_boost=_float(ctx, place, t, "upvote_boost", 0.0, minimum=0.0, maximum=100.0),
     )
 
 
@@ -257,12 +280,16 @@ def _parse_source(ctx: _Context, place: str, t: Mapping[str, Any], base: Path) -
     url = _str(ctx, place, t, "url", default_url)
     if not url:
         raise ctx.error(place, "url is missing", fix='a feed needs url = "https://..." or a file')
+    _url(ctx, place, "url", url, local_ok=True)
     if not re.match(r"^https?://", url):
         # A local file: relative to the config file, like every other path in it.
         url = str(base / url.removeprefix("file://")) if not Path(url).is_absolute() else url
     name = _str(ctx, place, t, "name", "") or _default_source_name(kind, url)
     return SourceConfig(
-        type=kind, url=url, name=name, timeout=_float(ctx, place, t, "timeout", 30.0, minimum=1)
+        type=kind,
+        url=url,
+        name=_header_text(ctx, place, "name", name),
+        timeout=_float(ctx, place, t, "timeout", 30.0, minimum=1, maximum=600),
     )
 
 
@@ -298,6 +325,7 @@ def _parse_delivery(ctx: _Context, t: Mapping[str, Any], base: Path) -> Delivery
             "timeout",
             "retries",
             "messages_per_connection",
+            "deadline_minutes",
         },
     )
     method = _choice(
@@ -333,9 +361,14 @@ def _parse_delivery(ctx: _Context, t: Mapping[str, Any], base: Path) -> Delivery
         outbox=base / _str(ctx, place, t, "outbox", "outbox"),
         connections=_int(ctx, place, t, "connections", 2, minimum=1, maximum=50),
         max_per_minute=max_per_minute,
-        timeout=_float(ctx, place, t, "timeout", 30.0, minimum=1),
+        timeout=_float(ctx, place, t, "timeout", 30.0, minimum=1, maximum=600),
         retries=_int(ctx, place, t, "retries", 3, minimum=1, maximum=20),
-        messages_per_connection=_int(ctx, place, t, "messages_per_connection", 100, minimum=1),
+        messages_per_connection=_int(
+            ctx, place, t, "messages_per_connection", 100, minimum=1, maximum=100_000
+        ),
+        deadline_minutes=_float(
+            ctx, place, t, "deadline_minutes", 120.0, minimum=1, maximum=24 * 60
+        ),
     )
 
 
@@ -362,19 +395,21 @@ def _parse_subscriber(
             "upvote_boost",
         },
     )
-    name = _str(ctx, place, t, "name", "")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ctx.error(place, "name must be one line of text", fix="remove the line breaks")
+    name = _header_text(ctx, place, "name", _str(ctx, place, t, "name", ""))
     return Subscriber(
         email=email,
         name=name,
         keywords=_keywords(ctx, place, t.get("keywords", {})),
         exclude=_str_list(ctx, place, t, "exclude"),
         authors=_str_list(ctx, place, t, "authors"),
-        max_papers=_int(ctx, place, t, "max_papers", digest.max_papers, minimum=1),
+        max_papers=_int(
+            ctx, place, t, "max_papers", digest.max_papers, minimum=1, maximum=MAX_PAPERS
+        ),
         timezone=_timezone(ctx, place, t, "timezone", digest.timezone),
         send_at=_send_at(ctx, place, t, "send_at", digest.send_at),
-        upvote_boost=_float(ctx, place, t, "upvote_boost", digest.upvote_boost, minimum=0.0),
+        upvote_boost=_float(
+            ctx, place, t, "upvote_boost", digest.upvote_boost, minimum=0.0, maximum=100.0
+        ),
     )
 
 
@@ -391,7 +426,12 @@ def _keywords(ctx: _Context, place: str, value: Any) -> dict[str, float]:
     for term, weight in value.items():
         if not isinstance(term, str) or not term.strip():
             raise ctx.error(place, f"keywords: {term!r} is not a term")
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not math.isfinite(weight)
+            or weight <= 0
+        ):
             raise ctx.error(
                 place, f"keywords: weight of {term!r} must be a positive number, not {weight!r}"
             )
@@ -471,13 +511,48 @@ def _float(
     default: float,
     *,
     minimum: float | None = None,
+    maximum: float | None = None,
 ) -> float:
     value = t.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ctx.error(place, f"{key} must be a number, not {value!r}")
+    if not math.isfinite(value):  # TOML has nan and inf; either would break every run
+        raise ctx.error(place, f"{key} = {value} is not a finite number", fix="write a number")
     if minimum is not None and value < minimum:
-        raise ctx.error(place, f"{key} = {value} must be at least {minimum}")
+        raise ctx.error(place, f"{key} = {value} must be at least {minimum:g}")
+    if maximum is not None and value > maximum:
+        raise ctx.error(place, f"{key} = {value} must be at most {maximum:g}")
     return float(value)
+
+
+def _header_text(ctx: _Context, place: str, key: str, value: str) -> str:
+    """A value that goes into a mail header: one line, no control characters (a CR or LF
+    would let it write headers of its own)."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        raise ctx.error(
+            place,
+            f"{key} = {value!r} contains a line break or control character",
+            fix="write it on one line, without control characters",
+        )
+    return value
+
+
+def _url(ctx: _Context, place: str, key: str, value: str, *, local_ok: bool) -> str:
+    """An http(s) URL, or (where local_ok) a local file path. Other schemes are refused."""
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", value)
+    if scheme and len(scheme.group(1)) > 1:  # "C:" would be a drive letter, not a scheme
+        name = scheme.group(1).lower()
+        if name not in ("http", "https") and not (local_ok and name == "file"):
+            raise ctx.error(
+                place,
+                f"{key} = {value!r} has the scheme {name!r}",
+                fix="use an http:// or https:// URL" + (" or a file path" if local_ok else ""),
+            )
+        if name in ("http", "https") and not re.match(r"^https?://[^/\s]+", value):
+            raise ctx.error(place, f"{key} = {value!r} is not a URL", fix="write https://host/...")
+    elif not local_ok:
+        raise ctx.error(place, f"{key} = {value!r} is not a URL", fix="write https://host/...")
+    return value
 
 
 def _bool(ctx: _Context, place: str, t: Mapping[str, Any], key: str, default: bool) -> bool:

@@ -89,5 +89,10 @@ class PermanentDeliveryError(DeliveryError):
     """5xx for this recipient: record it, do not retry in a loop."""
 
 
+class DuplicateMailError(DeliveryError):
+    """A mailer was handed two mails with one (subscriber, date) key in a run: a bug. The
+    second is never sent, and the run stops."""
+
+
 class DeliverySetupError(DeliveryError):
     """The mail server cannot be used at all (login refused, TLS refused): stop the run."""

@@ -98,7 +98,12 @@ MIGRATIONS: list[tuple[str, str]] = [
 
         -- The exact wire bytes of a built digest: a send whose outcome is unknown is repeated
         -- byte for byte (same Message-ID, Date and papers), and a sent one can be viewed.
+        -- Stored zlib-compressed; dropped from sent digests after a while (store.prune).
         ALTER TABLE digests ADD COLUMN message BLOB;
+        -- 1 once an attempt's outcome was unknown (the run died mid-send, or the connection
+        -- dropped after the message data was sent): the server may have delivered it, so
+        -- these bytes are final and its papers are never put in another digest.
+        ALTER TABLE digests ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
 
         -- `send-now --force`: each forced resend is an attempt of its own, beside the digest it
         -- repeats; it never changes that digest, the watermark or what counts as offered.

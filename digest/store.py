@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
@@ -27,8 +28,10 @@ OPEN_STATUSES = ("pending", "sending", "failed")
 # The columns a DigestRecord is read from (the stored message bytes are read on their own).
 _DIGEST_COLUMNS = (
     "subscriber, digest_date, status, message_id, upto_seq, paper_ids, attempts, last_code, "
-    "last_error, created_at, updated_at, sent_at"
+    "last_error, created_at, updated_at, sent_at, sealed"
 )
+# How long the bytes of a sent digest are kept (for "view in browser"); open ones are kept.
+KEEP_SENT_MESSAGES_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,24 @@ class DigestRecord:
     created_at: str
     updated_at: str
     sent_at: str | None
+    sealed: bool = False  # an attempt's outcome was unknown: these bytes are final
+
+    @property
+    def resend_due(self) -> bool:
+        """Sent once with an unknown outcome and not confirmed since: repeat it exactly."""
+        return self.sealed and self.status in ("pending", "sending")
+
+
+@dataclass(frozen=True)
+class Resend:
+    """A `--force` send of a digest already sent, recorded beside it."""
+
+    id: int
+    subscriber: str
+    digest_date: str
+    status: str
+    message_id: str
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -104,8 +125,9 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a digest recorded as sent survives a power loss, not just a killed process.
-            conn.execute("PRAGMA synchronous=FULL")
+            # NORMAL in WAL mode: every commit survives a killed process; a power cut can lose
+            # the last commits (README: Delivery guarantees), never corrupt the file.
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             migrate(conn)
         except sqlite3.DatabaseError as exc:
@@ -157,13 +179,31 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One write transaction. A failed write (disk full, read-only file, corrupted file)
+        rolls back and becomes a StateError: what was committed before stays as it was."""
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise self._write_error(exc) from None
+
+    def _write_error(self, exc: sqlite3.DatabaseError) -> StateError:
+        where = str(self.path) if self.path else "the state"
+        full = isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
+        return StateError(
+            f"cannot write state file {where!r}: {exc}",
+            fix=(
+                "free disk space; what was sent is recorded and the rest goes out on the next run"
+                if full
+                else "check that the state file and its folder are writable and not damaged"
+            ),
+        )
 
     # --- papers -----------------------------------------------------------------------------
 
@@ -226,52 +266,58 @@ class Store:
         return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM papers").fetchone()[0])
 
     def watermark(self, subscriber: str) -> int | None:
-        """The newest paper seq this subscriber's done digests covered; None for a new one."""
+        """The newest paper seq this subscriber's offered digests covered; None for a new one.
+
+        Offered: sent, deliberately empty, or sealed (sent once with an unknown outcome: its
+        papers may have been delivered, so they are never offered in another digest).
+        """
         row = self.conn.execute(
-            "SELECT MAX(upto_seq) FROM digests WHERE subscriber = ? AND status IN (?, ?)",
+            "SELECT MAX(upto_seq) FROM digests WHERE subscriber = ? "
+            "AND (status IN (?, ?) OR sealed = 1)",
             (subscriber.lower(), *DONE_STATUSES),
         ).fetchone()
         return None if row[0] is None else int(row[0])
 
-    def candidates(
-        self,
-        subscriber: str,
-        *,
-        upto_seq: int,
-        lookback_days: int,
-        now: datetime,
-        resend_date: str | None = None,
-    ) -> list[Paper]:
-        """Papers this subscriber has not been offered yet, oldest first.
+    def register_subscribers(
+        self, subscribers: Iterable[str], *, now: datetime, lookback_days: int
+    ) -> None:
+        """Fix each new subscriber's start point, once: the papers first seen within
+        lookback_days of now are theirs. Never recomputed, so a first digest that keeps
+        failing cannot let its papers fall out of the window."""
+        since = _iso(now - timedelta(days=lookback_days))
+        with self.transaction() as conn:
+            start = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM papers WHERE first_seen < ?", (since,)
+            ).fetchone()[0]
+            conn.executemany(
+                "INSERT OR IGNORE INTO subscribers (subscriber, start_seq, first_seen) "
+                "VALUES (?, ?, ?)",
+                [(email.lower(), start, _iso(now)) for email in subscribers],
+            )
 
-        After their first digest: every paper first seen after their watermark. Before it:
-        the papers first seen within lookback_days. `resend_date` (for --force) puts back the
-        papers of that date's digest.
-        """
+    def subscriber_start(self, subscriber: str) -> int | None:
+        row = self.conn.execute(
+            "SELECT start_seq FROM subscribers WHERE subscriber = ?", (subscriber.lower(),)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def candidates(self, subscriber: str, *, upto_seq: int) -> list[Paper]:
+        """Papers this subscriber has not been offered yet, oldest first: first seen after
+        their watermark (before their first digest: after their start point), not in a digest
+        they were sent, and not reserved by a sealed digest."""
         key = subscriber.lower()
-        mark = self.watermark(key)
-        params: list[object]
-        if mark is None:
-            since = _iso(now - timedelta(days=lookback_days))
-            where, params = "first_seen >= ?", [since]
-        else:
-            where, params = "seq > ?", [mark]
+        floors = [m for m in (self.watermark(key), self.subscriber_start(key)) if m is not None]
         rows = self.conn.execute(
-            f"SELECT seq, data FROM papers WHERE {where} AND seq <= ? AND id NOT IN "
+            "SELECT seq, data FROM papers WHERE seq > ? AND seq <= ? AND id NOT IN "
             "(SELECT paper_id FROM sent_papers WHERE subscriber = ?) ORDER BY seq",
-            (*params, upto_seq, key),
+            (max(floors, default=0), upto_seq, key),
         ).fetchall()
+        reserved = {pid for record in self.sealed_digests(key) for pid in record.paper_ids}
         cache = self._candidate_cache
         papers = [
             cache.get(seq) or cache.setdefault(seq, paper_from_json(data)) for seq, data in rows
         ]
-        if resend_date:
-            record = self.get_digest(key, resend_date)
-            if record:
-                have = {p.id for p in papers}
-                again = self.get_papers(pid for pid in record.paper_ids if pid not in have)
-                papers = [again[pid] for pid in record.paper_ids if pid in again] + papers
-        return papers
+        return [p for p in papers if p.id not in reserved] if reserved else papers
 
     # --- sources ----------------------------------------------------------------------------
 
@@ -309,6 +355,36 @@ class Store:
         ).fetchone()
         return _digest_record(row) if row else None
 
+    def sealed_digests(self, subscriber: str) -> list[DigestRecord]:
+        """This subscriber's digests sent once with an unknown outcome and not confirmed since:
+        they are repeated byte for byte, never rebuilt."""
+        rows = self.conn.execute(
+            f"SELECT {_DIGEST_COLUMNS} FROM digests WHERE subscriber = ? AND sealed = 1 "
+            "AND status IN ('pending', 'sending') ORDER BY digest_date",
+            (subscriber.lower(),),
+        )
+        return [_digest_record(r) for r in rows]
+
+    def seal_interrupted(self, *, now: datetime) -> int:
+        """Seal the digests a dead run left 'sending' (call with the run lock held): the
+        server may have accepted them. Returns how many."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE digests SET sealed = 1, updated_at = ?, last_error = "
+                "'the run ended during the send; it may have been delivered' "
+                "WHERE status = 'sending' AND sealed = 0",
+                (_iso(now),),
+            )
+        return cur.rowcount
+
+    def message_bytes(self, subscriber: str, digest_date: str | date) -> bytes | None:
+        """The exact wire bytes of a digest as built (None when not kept)."""
+        row = self.conn.execute(
+            "SELECT message FROM digests WHERE subscriber = ? AND digest_date = ?",
+            (subscriber.lower(), str(digest_date)),
+        ).fetchone()
+        return zlib.decompress(row[0]) if row and row[0] is not None else None
+
     def prepare_digest(
         self,
         subscriber: str,
@@ -316,38 +392,87 @@ class Store:
         *,
         message_id: str,
         upto_seq: int,
-        paper_ids: list[str],
+        paper_ids: Sequence[str],
         now: datetime,
-        status: str = "pending",
     ) -> None:
-        """Create or refresh the send-log row of a digest about to be sent (or found empty).
-
-        Older digests of this subscriber that were never delivered are superseded: their
-        papers are still unsent, so they are in this digest's candidates already.
-        """
+        """Record a new digest as 'pending' while it is built and queued (its bytes come with
+        its first attempt). Older digests of this subscriber that were never delivered and are
+        not sealed are superseded: their papers are unsent, so they are in this one already."""
         key, day, stamp = subscriber.lower(), str(digest_date), _iso(now)
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE digests SET status = 'superseded', updated_at = ? "
-                "WHERE subscriber = ? AND digest_date <> ? AND status IN (?, ?, ?)",
+                "UPDATE digests SET status = 'superseded', updated_at = ? WHERE subscriber = ? "
+                "AND digest_date <> ? AND status IN (?, ?, ?) AND sealed = 0",
                 (stamp, key, day, *OPEN_STATUSES),
             )
             conn.execute(
                 "INSERT INTO digests (subscriber, digest_date, status, message_id, upto_seq, "
-                "paper_ids, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (subscriber, digest_date) DO UPDATE SET status = excluded.status, "
+                "paper_ids, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?) "
+                "ON CONFLICT (subscriber, digest_date) DO UPDATE SET status = 'pending', "
                 "message_id = excluded.message_id, upto_seq = excluded.upto_seq, "
-                "paper_ids = excluded.paper_ids, updated_at = excluded.updated_at, "
-                "sent_at = NULL",
-                (key, day, status, message_id, upto_seq, json.dumps(paper_ids), stamp, stamp),
+                "paper_ids = excluded.paper_ids, message = NULL, sent_at = NULL, "
+                "updated_at = excluded.updated_at WHERE sealed = 0 AND status <> 'sent'",
+                (key, day, message_id, upto_seq, json.dumps(list(paper_ids)), stamp, stamp),
             )
 
-    def mark_sending(self, subscriber: str, digest_date: str | date, *, now: datetime) -> None:
+    def begin_send(
+        self,
+        subscriber: str,
+        digest_date: str | date,
+        *,
+        message_id: str,
+        upto_seq: int,
+        paper_ids: Sequence[str],
+        message: bytes | None,
+        now: datetime,
+    ) -> None:
+        """Commit 'sending' right before an SMTP transaction: the row of a new digest (with
+        its bytes), or one more attempt of a digest already recorded.
+
+        Older digests of this subscriber that were never delivered and are not sealed are
+        superseded: their papers are unsent, so they are in this digest's candidates already.
+        """
+        key, day, stamp = subscriber.lower(), str(digest_date), _iso(now)
+        packed = zlib.compress(message, 1) if message is not None else None
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE digests SET status = 'sending', attempts = attempts + 1, updated_at = ? "
-                "WHERE subscriber = ? AND digest_date = ?",
-                (_iso(now), subscriber.lower(), str(digest_date)),
+                "UPDATE digests SET status = 'superseded', updated_at = ? WHERE subscriber = ? "
+                "AND digest_date <> ? AND status IN (?, ?, ?) AND sealed = 0",
+                (stamp, key, day, *OPEN_STATUSES),
+            )
+            conn.execute(
+                "INSERT INTO digests (subscriber, digest_date, status, message_id, upto_seq, "
+                "paper_ids, attempts, created_at, updated_at, message) "
+                "VALUES (?, ?, 'sending', ?, ?, ?, 1, ?, ?, ?) "
+                "ON CONFLICT (subscriber, digest_date) DO UPDATE SET status = 'sending', "
+                "attempts = attempts + 1, updated_at = excluded.updated_at, sent_at = NULL, "
+                # A sealed digest keeps what it was: only its own bytes are ever sent again.
+                "message_id = CASE WHEN sealed THEN message_id ELSE excluded.message_id END, "
+                "upto_seq = CASE WHEN sealed THEN upto_seq ELSE excluded.upto_seq END, "
+                "paper_ids = CASE WHEN sealed THEN paper_ids ELSE excluded.paper_ids END, "
+                "message = CASE WHEN sealed THEN message ELSE excluded.message END",
+                (key, day, message_id, upto_seq, json.dumps(list(paper_ids)), stamp, stamp, packed),
+            )
+
+    def record_empty(
+        self, subscriber: str, digest_date: str | date, *, upto_seq: int, now: datetime
+    ) -> None:
+        """Nothing to mail: the candidates were considered and are not offered again."""
+        key, day, stamp = subscriber.lower(), str(digest_date), _iso(now)
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE digests SET status = 'superseded', updated_at = ? WHERE subscriber = ? "
+                "AND digest_date <> ? AND status IN (?, ?, ?) AND sealed = 0",
+                (stamp, key, day, *OPEN_STATUSES),
+            )
+            conn.execute(
+                "INSERT INTO digests (subscriber, digest_date, status, upto_seq, created_at, "
+                "updated_at) VALUES (?, ?, 'empty', ?, ?, ?) "
+                "ON CONFLICT (subscriber, digest_date) DO UPDATE SET status = 'empty', "
+                "upto_seq = excluded.upto_seq, paper_ids = '[]', message_id = '', "
+                "message = NULL, updated_at = excluded.updated_at "
+                "WHERE status NOT IN ('sent') AND sealed = 0",
+                (key, day, upto_seq, stamp, stamp),
             )
 
     def mark_sent(
@@ -379,16 +504,89 @@ class Store:
         code: int | None,
         error: str,
         now: datetime,
+        unknown: bool = False,
     ) -> None:
-        """Record a failed attempt: `pending` (transient; retried next run) or `failed`."""
+        """Record a failed attempt: `pending` (transient; retried next run) or `failed`.
+        `unknown`: it may have been delivered, so the digest is sealed."""
         if status not in ("pending", "failed"):
             raise ValueError(status)
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE digests SET status = ?, last_code = ?, last_error = ?, updated_at = ? "
-                "WHERE subscriber = ? AND digest_date = ?",
-                (status, code, error, _iso(now), subscriber.lower(), str(digest_date)),
+                "UPDATE digests SET status = ?, last_code = ?, last_error = ?, updated_at = ?, "
+                "sealed = MAX(sealed, ?) WHERE subscriber = ? AND digest_date = ?",
+                (
+                    status,
+                    code,
+                    error,
+                    _iso(now),
+                    int(unknown),
+                    subscriber.lower(),
+                    str(digest_date),
+                ),
             )
+
+    def prune_messages(self, *, now: datetime, keep_days: int = KEEP_SENT_MESSAGES_DAYS) -> None:
+        """Drop the stored bytes of digests sent more than keep_days ago."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE digests SET message = NULL WHERE status IN ('sent', 'superseded') "
+                "AND message IS NOT NULL AND updated_at < ?",
+                (_iso(now - timedelta(days=keep_days)),),
+            )
+
+    # --- forced resends (never touch the digest they repeat) --------------------------------
+
+    def begin_resend(
+        self,
+        subscriber: str,
+        digest_date: str | date,
+        *,
+        message_id: str,
+        message: bytes,
+        now: datetime,
+    ) -> int:
+        stamp = _iso(now)
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO resends (subscriber, digest_date, status, message_id, message, "
+                "attempts, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, 0, ?, ?)",
+                (
+                    subscriber.lower(),
+                    str(digest_date),
+                    message_id,
+                    zlib.compress(message, 1),
+                    stamp,
+                    stamp,
+                ),
+            )
+        return int(cur.lastrowid or 0)
+
+    def mark_resend(
+        self,
+        resend_id: int,
+        *,
+        status: str,
+        now: datetime,
+        code: int | None = None,
+        error: str = "",
+    ) -> None:
+        """'sending' (one more attempt), 'sent', 'pending' or 'failed'."""
+        stamp = _iso(now)
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE resends SET status = ?, updated_at = ?, last_code = ?, last_error = ?, "
+                "attempts = attempts + (? = 'sending'), "
+                "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                (status, stamp, code, error, status, status, stamp, resend_id),
+            )
+
+    def resends(self, subscriber: str) -> list[Resend]:
+        rows = self.conn.execute(
+            "SELECT id, subscriber, digest_date, status, message_id, attempts FROM resends "
+            "WHERE subscriber = ? ORDER BY id",
+            (subscriber.lower(),),
+        )
+        return [Resend(*r) for r in rows]
 
     def digests(self, subscriber: str | None = None) -> list[DigestRecord]:
         if subscriber:
@@ -403,11 +601,12 @@ class Store:
         return [_digest_record(r) for r in rows]
 
     def latest_digests(self) -> list[DigestRecord]:
-        """Each subscriber's most recent digest."""
+        """Each subscriber's most recently handled digest (by when, not by its date label: a
+        digest sent for a future --date does not stand as the last one for good)."""
         rows = self.conn.execute(
-            f"SELECT {_DIGEST_COLUMNS} FROM digests d WHERE d.digest_date = "
-            "(SELECT MAX(digest_date) FROM digests WHERE subscriber = d.subscriber) "
-            "ORDER BY d.subscriber"
+            f"SELECT {_DIGEST_COLUMNS} FROM digests d WHERE d.rowid = (SELECT rowid FROM "
+            "digests WHERE subscriber = d.subscriber ORDER BY updated_at DESC, rowid DESC "
+            "LIMIT 1) ORDER BY d.subscriber"
         )
         return [_digest_record(r) for r in rows]
 
@@ -498,6 +697,7 @@ def _digest_record(row: tuple) -> DigestRecord:  # type: ignore[type-arg]
         created_at,
         updated_at,
         sent_at,
+        sealed,
     ) = row
     return DigestRecord(
         subscriber=subscriber,
@@ -512,4 +712,5 @@ def _digest_record(row: tuple) -> DigestRecord:  # type: ignore[type-arg]
         created_at=created_at,
         updated_at=updated_at,
         sent_at=sent_at,
+        sealed=bool(sealed),
     )

@@ -179,12 +179,12 @@ def test_dry_run_and_preview_leave_the_state_alone(world, smtp_server, tmp_path)
     before = state.read_bytes()
     r = world.day(2, hf_page(world.items[5:9]), dry_run=True)
     assert [s.status for s in r.subscribers][0] == "dry-run"
-    assert len(r.subscribers[0].papers) == 4
+    assert r.subscribers[0].paper_count == 4
     assert len(smtp_server.messages) == 2  # day 1 only
     assert state.read_bytes() == before
     # The real run afterwards still sends those 4 papers.
     r2 = world.day(2, hf_page(world.items[5:9]))
-    assert len(r2.subscribers[0].papers) == 4
+    assert r2.subscribers[0].paper_count == 4
 
 
 def test_a_new_subscriber_gets_only_the_lookback(world, smtp_server, tmp_path):
@@ -202,5 +202,5 @@ def test_a_new_subscriber_gets_only_the_lookback(world, smtp_server, tmp_path):
         fetch_backoff=0,
     )
     assert r.subscribers[0].status == "sent"
-    assert len(r.subscribers[0].papers) == 3  # not the 5 from ten days ago
+    assert r.subscribers[0].paper_count == 3  # not the 5 from ten days ago
     assert r.subscribers[0].digest_date == str(date(2026, 6, 22))

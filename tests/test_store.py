@@ -68,8 +68,9 @@ def test_validators_are_saved_with_the_papers(store):
 def test_new_subscriber_gets_lookback_then_only_what_is_newer(store):
     store.record_papers([paper("old")], now=DAY1 - timedelta(days=10))
     store.record_papers([paper("a"), paper("b")], now=DAY1)
+    store.register_subscribers(["Ada@x.org"], now=DAY1, lookback_days=3)
     upto = store.max_seq()
-    got = store.candidates("ada@x.org", upto_seq=upto, lookback_days=3, now=DAY1)
+    got = store.candidates("ada@x.org", upto_seq=upto)
     assert [p.id for p in got] == ["a", "b"]
 
     store.prepare_digest(
@@ -81,18 +82,36 @@ def test_new_subscriber_gets_lookback_then_only_what_is_newer(store):
         now=DAY1,
     )
     # Not sent yet: the same papers are still candidates.
-    assert len(store.candidates("ada@x.org", upto_seq=upto, lookback_days=3, now=DAY1)) == 2
-    store.mark_sending("ada@x.org", "2026-06-12", now=DAY1)
+    assert len(store.candidates("ada@x.org", upto_seq=upto)) == 2
+    store.begin_send(
+        "ada@x.org",
+        "2026-06-12",
+        message_id="<m1@x>",
+        upto_seq=upto,
+        paper_ids=["a", "b"],
+        message=b"bytes",
+        now=DAY1,
+    )
     store.mark_sent("ada@x.org", "2026-06-12", now=DAY1)
     assert store.watermark("ada@x.org") == upto
+    assert store.message_bytes("ada@x.org", "2026-06-12") == b"bytes"
 
     store.record_papers([paper("b"), paper("c")], now=DAY2)
-    got = store.candidates("ada@x.org", upto_seq=store.max_seq(), lookback_days=3, now=DAY2)
+    got = store.candidates("ada@x.org", upto_seq=store.max_seq())
     assert [p.id for p in got] == ["c"]
+
+
+def test_the_start_point_is_fixed_when_first_seen(store):
+    store.record_papers([paper("a")], now=DAY1)
+    store.register_subscribers(["ada@x.org"], now=DAY1, lookback_days=1)
+    # Days later the lookback window has moved past "a", but the start point has not.
+    store.register_subscribers(["ada@x.org"], now=DAY1 + timedelta(days=5), lookback_days=1)
+    assert [p.id for p in store.candidates("ada@x.org", upto_seq=store.max_seq())] == ["a"]
 
 
 def test_failed_digest_rolls_into_the_next_date(store):
     store.record_papers([paper("a")], now=DAY1)
+    store.register_subscribers(["ada@x.org"], now=DAY1, lookback_days=3)
     store.prepare_digest(
         "ada@x.org",
         "2026-06-12",
@@ -105,7 +124,7 @@ def test_failed_digest_rolls_into_the_next_date(store):
         "ada@x.org", "2026-06-12", status="pending", code=451, error="later", now=DAY1
     )
     store.record_papers([paper("b")], now=DAY2)
-    got = store.candidates("ada@x.org", upto_seq=store.max_seq(), lookback_days=3, now=DAY2)
+    got = store.candidates("ada@x.org", upto_seq=store.max_seq())
     assert [p.id for p in got] == ["a", "b"]
     store.prepare_digest(
         "ada@x.org",
@@ -118,23 +137,70 @@ def test_failed_digest_rolls_into_the_next_date(store):
     assert store.get_digest("ada@x.org", "2026-06-12").status == "superseded"
 
 
-def test_force_puts_back_the_papers_of_that_date(store):
+def test_a_sealed_digest_keeps_its_papers_and_bytes(store):
     store.record_papers([paper("a")], now=DAY1)
+    store.register_subscribers(["ada@x.org"], now=DAY1, lookback_days=3)
+    fields = dict(message_id="<m1@x>", upto_seq=store.max_seq(), paper_ids=["a"])
+    store.begin_send("ada@x.org", "2026-06-12", message=b"first", now=DAY1, **fields)
+    # The connection dropped after the data went out: it may have been delivered.
+    store.mark_unsent(
+        "ada@x.org", "2026-06-12", status="pending", code=None, error="lost", now=DAY1,
+        unknown=True,
+    )
+    store.record_papers([paper("b")], now=DAY2)
+    assert [p.id for p in store.candidates("ada@x.org", upto_seq=store.max_seq())] == ["b"]
+    assert [d.digest_date for d in store.sealed_digests("ada@x.org")] == ["2026-06-12"]
+    # Another attempt can never change what it was, nor supersede it.
+    store.begin_send(
+        "ada@x.org", "2026-06-12", message=b"other", now=DAY2,
+        message_id="<m9@x>", upto_seq=store.max_seq(), paper_ids=["a", "b"],
+    )
+    record = store.get_digest("ada@x.org", "2026-06-12")
+    assert (record.message_id, record.paper_ids, record.attempts) == ("<m1@x>", ("a",), 2)
+    assert store.message_bytes("ada@x.org", "2026-06-12") == b"first"
     store.prepare_digest(
-        "ada@x.org",
-        "2026-06-12",
-        message_id="<m1@x>",
-        upto_seq=store.max_seq(),
-        paper_ids=["a"],
-        now=DAY1,
+        "ada@x.org", "2026-06-13", message_id="<m2@x>", upto_seq=store.max_seq(),
+        paper_ids=["b"], now=DAY2,
+    )
+    assert store.get_digest("ada@x.org", "2026-06-12").status == "sending"
+
+
+def test_a_dead_runs_sending_digest_is_sealed(store):
+    store.record_papers([paper("a")], now=DAY1)
+    store.begin_send(
+        "ada@x.org", "2026-06-12", message_id="<m1@x>", upto_seq=1, paper_ids=["a"],
+        message=b"x", now=DAY1,
+    )
+    assert store.seal_interrupted(now=DAY2) == 1
+    assert store.get_digest("ada@x.org", "2026-06-12").resend_due
+
+
+def test_a_forced_resend_never_touches_the_digest(store):
+    store.record_papers([paper("a")], now=DAY1)
+    store.begin_send(
+        "ada@x.org", "2026-06-12", message_id="<m1@x>", upto_seq=1, paper_ids=["a"],
+        message=b"x", now=DAY1,
     )
     store.mark_sent("ada@x.org", "2026-06-12", now=DAY1)
-    upto = store.max_seq()
-    assert store.candidates("ada@x.org", upto_seq=upto, lookback_days=3, now=DAY1) == []
-    again = store.candidates(
-        "ada@x.org", upto_seq=upto, lookback_days=3, now=DAY1, resend_date="2026-06-12"
-    )
-    assert [p.id for p in again] == ["a"]
+    before = store.get_digest("ada@x.org", "2026-06-12")
+    rid = store.begin_resend("ada@x.org", "2026-06-12", message_id="<m2@x>", message=b"y", now=DAY2)
+    store.mark_resend(rid, status="sending", now=DAY2)
+    store.mark_resend(rid, status="failed", now=DAY2, code=550, error="no")
+    assert store.get_digest("ada@x.org", "2026-06-12") == before
+    assert store.watermark("ada@x.org") == 1
+    (resend,) = store.resends("ada@x.org")
+    assert (resend.status, resend.attempts, resend.message_id) == ("failed", 1, "<m2@x>")
+
+
+def test_a_failed_write_rolls_back_and_says_so(store):
+    with pytest.raises(StateError, match="cannot write state file"), store.transaction() as conn:
+        conn.execute("INSERT INTO runs (command, started_at) VALUES ('x', 'now')")
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+    assert store.recent_runs() == []  # rolled back
+    with pytest.raises(ValueError), store.transaction() as conn:
+        conn.execute("INSERT INTO runs (command, started_at) VALUES ('x', 'now')")
+        raise ValueError("a bug in the caller")
+    assert store.recent_runs() == []  # rolled back too
 
 
 def test_open_copy_never_writes_the_file(tmp_path):

@@ -1,15 +1,17 @@
 """Deliver built messages: SMTP (aiosmtplib) or an outbox folder of .eml files.
 
     mailer = make_mailer(config.delivery)
-    outcomes = await mailer.deliver(mails, on_attempt=..., on_outcome=...)
+    await mailer.deliver_stream(queue, on_attempt=..., on_outcome=..., stop=...)
 
-on_attempt(mail) is called right before each try to transmit a mail (commit "sending" there);
-on_outcome(outcome) right after its final result (commit sent / pending / failed there). Both
-are plain callbacks, called on the event loop's thread. A mail that never reached the server
-(no From address; the server looked down, so the rest were not tried) gets an outcome with
-attempts = 0 and no on_attempt call. deliver() raises DeliverySetupError when
-the server cannot be used at all (login or TLS refused, password missing); mails that got no
-outcome by then were not sent.
+The mails come from an asyncio queue while they are being built (None ends it), so the first
+mail goes out while the rest are composed. on_attempt(mail) is called right before each try to
+transmit a mail (commit "sending" there); on_outcome(outcome) right after its final result
+(commit sent / pending / failed there). Both are plain callbacks, called on the event loop's
+thread. Once `stop` is set (a signal, the delivery deadline), no new transaction starts. A mail
+that never reached the server (no From address; the server looked down, so the rest were not
+tried) gets an outcome with attempts = 0 and no on_attempt call. deliver_stream() raises
+DeliverySetupError when the server cannot be used at all (login or TLS refused, password
+missing); mails that got no outcome by then were not sent.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from digest.config import DeliveryConfig
 from digest.deliver.model import (
     AttemptCallback,
     Mailer,
+    MailQueue,
     OutcomeCallback,
     OutgoingMail,
     SendOutcome,
     SendStatus,
+    Stop,
+    deliver_all,
     one_line,
 )
 from digest.deliver.outbox import OutboxMailer, outbox_filename
@@ -32,6 +37,7 @@ from digest.deliver.smtp import SmtpMailer
 
 __all__ = [
     "AttemptCallback",
+    "MailQueue",
     "Mailer",
     "OutboxMailer",
     "OutcomeCallback",
@@ -40,6 +46,8 @@ __all__ = [
     "SendOutcome",
     "SendStatus",
     "SmtpMailer",
+    "Stop",
+    "deliver_all",
     "make_mailer",
     "one_line",
     "outbox_filename",

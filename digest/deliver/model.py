@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.message
+import email.policy
+import email.utils
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -16,13 +19,30 @@ MAX_DETAIL = 300  # characters of server text kept in a detail
 class OutgoingMail:
     """One built digest, ready to go.
 
-    key is the caller's id for it: (subscriber email, digest date ISO). The message is fully built
-    (From, To, Message-ID, ...) and is sent as it is: the mailer never changes its Message-ID.
+    key is the caller's id for it: (subscriber email, digest date ISO); a mailer never sends two
+    mails with one key in a run. `data` is the whole message as it goes on the wire (built
+    once, CRLF line endings) and is sent exactly as it is: a repeated send is byte for byte.
     """
 
     key: tuple[str, str]
     recipient: str  # envelope RCPT TO
-    message: email.message.EmailMessage
+    data: bytes
+    sender: str = ""  # envelope MAIL FROM; "" = none (the mail fails without being sent)
+    message_id: str = ""
+    context: object = None  # the caller's own data about this mail; mailers never read it
+
+    @classmethod
+    def from_message(
+        cls, key: tuple[str, str], recipient: str, message: email.message.EmailMessage
+    ) -> OutgoingMail:
+        """From a built EmailMessage: its From address is the envelope sender."""
+        return cls(
+            key=key,
+            recipient=recipient,
+            data=message.as_bytes(policy=email.policy.SMTP),
+            sender=email.utils.parseaddr(str(message.get("From", "")))[1],
+            message_id=str(message.get("Message-ID", "")),
+        )
 
 
 @dataclass
@@ -38,27 +58,78 @@ class SendOutcome:
     attempts: int  # attempts made in this run
     code: int | None = None  # last SMTP reply code
     detail: str = ""  # last SMTP reply / error, one line
+    # "pending" only: the last attempt may have been delivered (the connection dropped or timed
+    # out after the message data went out), so only these exact bytes may ever be sent again.
+    unknown: bool = False
 
 
 AttemptCallback = Callable[[OutgoingMail], None]
 OutcomeCallback = Callable[[SendOutcome], None]
 
 
+# What feeds a mailer while the mails are being built: a mail, or None when there are no more.
+MailQueue = asyncio.Queue[OutgoingMail | None]
+
+
+@dataclass
+class Stop:
+    """Why a delivery stops early. `requested` is set by a signal (SIGTERM, SIGINT) or by the
+    delivery deadline; `reason` says which. A mailer starts no new SMTP transaction once it is
+    set: those in flight finish and get their outcome, the rest get none."""
+
+    requested: asyncio.Event
+    reason: str = ""
+
+    @classmethod
+    def new(cls) -> Stop:
+        return cls(asyncio.Event())
+
+    def set(self, reason: str) -> None:
+        if not self.requested.is_set():
+            self.reason = reason
+            self.requested.set()
+
+    def is_set(self) -> bool:
+        return self.requested.is_set()
+
+
 class Mailer(Protocol):
-    async def deliver(
+    async def deliver_stream(
         self,
-        mails: Sequence[OutgoingMail],
+        queue: MailQueue,
         *,
         on_attempt: AttemptCallback,
         on_outcome: OutcomeCallback,
-    ) -> list[SendOutcome]:
-        """Deliver every mail; call on_attempt before each try, on_outcome after the last.
-
-        Returns one outcome per mail, in the order given. Raises DeliverySetupError when the
-        server cannot be used at all (login or TLS refused, password missing): then the mails
-        that got no outcome were not sent.
-        """
+        stop: Stop | None = None,
+    ) -> None:
+        """Deliver every mail taken from `queue` until it yields None; call on_attempt before
+        each try and on_outcome after the last. Mails left in the queue when `stop` is set get
+        no outcome. Raises DeliverySetupError when the server cannot be used at all (login or
+        TLS refused, password missing): then the mails that got no outcome were not sent."""
         ...
+
+
+async def deliver_all(
+    mailer: Mailer,
+    mails: Sequence[OutgoingMail],
+    *,
+    on_attempt: AttemptCallback,
+    on_outcome: OutcomeCallback,
+    stop: Stop | None = None,
+) -> list[SendOutcome]:
+    """Deliver a list of mails; the outcomes of those that got one, in the order given."""
+    queue: MailQueue = asyncio.Queue()
+    for mail in mails:
+        queue.put_nowait(mail)
+    queue.put_nowait(None)
+    outcomes: dict[int, SendOutcome] = {}
+
+    def record(outcome: SendOutcome) -> None:
+        outcomes[id(outcome.mail)] = outcome
+        on_outcome(outcome)
+
+    await mailer.deliver_stream(queue, on_attempt=on_attempt, on_outcome=record, stop=stop)
+    return [outcomes[id(m)] for m in mails if id(m) in outcomes]
 
 
 def one_line(text: object, limit: int = MAX_DETAIL) -> str:

@@ -14,12 +14,15 @@ from pathlib import Path
 from digest.config import DeliveryConfig
 from digest.deliver.model import (
     AttemptCallback,
+    MailQueue,
     OutcomeCallback,
     OutgoingMail,
     SendOutcome,
+    Stop,
+    deliver_all,
     one_line,
 )
-from digest.errors import DeliverySetupError
+from digest.errors import DeliverySetupError, DuplicateMailError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_STEM = 150
@@ -78,7 +81,49 @@ class OutboxMailer:
         *,
         on_attempt: AttemptCallback,
         on_outcome: OutcomeCallback,
+        stop: Stop | None = None,
     ) -> list[SendOutcome]:
+        """deliver_stream() over a list: the outcomes, in the order given."""
+        return await deliver_all(
+            self, mails, on_attempt=on_attempt, on_outcome=on_outcome, stop=stop
+        )
+
+    async def deliver_stream(
+        self,
+        queue: MailQueue,
+        *,
+        on_attempt: AttemptCallback,
+        on_outcome: OutcomeCallback,
+        stop: Stop | None = None,
+    ) -> None:
+        made_folder = False
+        keys: set[tuple[str, str]] = set()
+        while (stop is None or not stop.is_set()) and (mail := await queue.get()) is not None:
+            if stop is not None and stop.is_set():
+                break
+            if mail.key in keys:
+                raise DuplicateMailError(
+                    f"the digest {mail.key[1]} of {mail.key[0]} was queued twice in one run; "
+                    "the second was not written",
+                    fix="report it",
+                )
+            keys.add(mail.key)
+            if not made_folder:
+                await self._make_folder()
+                made_folder = True
+            path = self.folder / outbox_filename(mail)
+            on_attempt(mail)
+            try:
+                await asyncio.to_thread(write_atomically, path, mail.data)
+            except OSError as exc:
+                # Disk full, permissions: nothing was written; the next run tries again.
+                detail = one_line(f"cannot write {path}: {exc.strerror or exc}")
+                outcome = SendOutcome(mail, "pending", attempts=1, detail=detail)
+            else:
+                outcome = SendOutcome(mail, "sent", attempts=1, detail=f"written to {path}")
+            on_outcome(outcome)
+
+    async def _make_folder(self) -> None:
         try:
             await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
@@ -86,26 +131,3 @@ class OutboxMailer:
                 f"cannot create the outbox folder {str(self.folder)!r}: {exc.strerror or exc}",
                 fix="check outbox in [delivery]",
             ) from None
-        outcomes: list[SendOutcome] = []
-        for mail in mails:
-            path = self.folder / outbox_filename(mail)
-            on_attempt(mail)
-            try:
-                data = mail.message.as_bytes()
-            except Exception as exc:  # a message that cannot be serialised: a build bug
-                detail = one_line(f"cannot serialise the message: {type(exc).__name__}: {exc}")
-                outcome = SendOutcome(mail, "failed", attempts=1, detail=detail)
-                outcomes.append(outcome)
-                on_outcome(outcome)
-                continue
-            try:
-                await asyncio.to_thread(write_atomically, path, data)
-            except OSError as exc:
-                # Disk full, permissions: nothing was written; the next run tries again.
-                detail = one_line(f"cannot write {path}: {exc.strerror or exc}")
-                outcome = SendOutcome(mail, "pending", attempts=1, detail=detail)
-            else:
-                outcome = SendOutcome(mail, "sent", attempts=1, detail=f"written to {path}")
-            outcomes.append(outcome)
-            on_outcome(outcome)
-        return outcomes

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -27,16 +26,20 @@ import aiosmtplib
 from digest.config import DeliveryConfig
 from digest.deliver.model import (
     AttemptCallback,
+    MailQueue,
     OutcomeCallback,
     OutgoingMail,
     SendOutcome,
+    Stop,
+    deliver_all,
     one_line,
 )
 from digest.deliver.ratelimit import RateLimiter
-from digest.errors import DeliverySetupError
+from digest.errors import DeliverySetupError, DuplicateMailError
 
 SETUP_FIX = "check username / password_env / security in [delivery]"
 _QUIT_TIMEOUT = 5.0
+MAX_RETRY_WAIT = 60.0  # seconds: retry waits double up to this, never to days
 
 
 @dataclass
@@ -46,17 +49,24 @@ class _Failure:
     permanent: bool
     detail: str
     code: int | None = None
+    # The connection dropped or timed out after the message data went out: it may have been
+    # delivered, so only these bytes may be sent again (see SendOutcome.unknown).
+    unknown: bool = False
 
 
 @dataclass
 class _Run:
-    """The state of one deliver() call, shared by its workers (all on one event loop)."""
+    """The state of one deliver_stream() call, shared by its workers (all on one event loop)."""
 
-    queue: deque[tuple[int, OutgoingMail]]
+    queue: MailQueue
     on_attempt: AttemptCallback
     on_outcome: OutcomeCallback
     limiter: RateLimiter | None
-    outcomes: dict[int, SendOutcome] = field(default_factory=dict)
+    stop: Stop
+    deadline: float  # event-loop time after which no new transaction starts
+    deadline_text: str
+    first: deque[OutgoingMail] = field(default_factory=deque)  # taken to peek, not yet sent
+    keys: set[tuple[str, str]] = field(default_factory=set)  # every key taken in this run
     error: BaseException | None = None  # the first fatal error: stops the run
     connect_failures: int = 0  # consecutive failed connects, across workers
     unreachable: str = ""  # set once the server looks down: the rest go "pending" untried
@@ -65,13 +75,39 @@ class _Run:
     def stopping(self) -> bool:
         return self.error is not None
 
+    def may_start(self) -> bool:
+        """Whether a new SMTP transaction may start now (no stop, no fatal error, in time)."""
+        if not self.stop.is_set() and asyncio.get_running_loop().time() >= self.deadline:
+            self.stop.set(self.deadline_text)
+        return not self.stopping and not self.stop.is_set()
+
     def fail(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
 
-    def finish(self, index: int, outcome: SendOutcome) -> None:
-        self.outcomes[index] = outcome
-        self.on_outcome(outcome)
+    async def take(self) -> OutgoingMail | None:
+        """The next mail to send, or None when there are no more or the run is stopping."""
+        if not self.may_start():
+            return None
+        if self.first:
+            mail: OutgoingMail | None = self.first.popleft()
+        else:
+            mail = await self.queue.get()
+            if mail is None:
+                self.queue.put_nowait(None)  # the other workers see the end too
+                return None
+            if not self.may_start():
+                return None
+        assert mail is not None
+        if mail.key in self.keys:
+            # Never two mails with one (subscriber, date) in a run: a bug upstream. Stop.
+            raise DuplicateMailError(
+                f"the digest {mail.key[1]} of {mail.key[0]} was queued twice in one run; "
+                "the second was not sent",
+                fix="report it",
+            )
+        self.keys.add(mail.key)
+        return mail
 
 
 class _Connection:
@@ -82,6 +118,7 @@ class _Connection:
         self.password = password
         self.smtp: aiosmtplib.SMTP | None = None
         self.messages = 0  # transactions tried on this connection
+        self.in_data = False  # the current transaction is past RCPT: the data is going out
 
     @property
     def is_open(self) -> bool:
@@ -94,13 +131,22 @@ class _Connection:
         self.smtp = await self.mailer.open_connection(self.password)
         self.messages = 0
 
-    async def send(self, mail: OutgoingMail, sender: str) -> str:
+    async def send(self, mail: OutgoingMail) -> str:
+        """MAIL, RCPT, DATA with the mail's bytes as they are. Returns the server's reply."""
         assert self.smtp is not None
         self.messages += 1
-        _errors, reply = await self.smtp.send_message(
-            mail.message, sender=sender, recipients=[mail.recipient]
-        )
-        return reply
+        self.in_data = False
+        try:
+            await self.smtp.mail(mail.sender)
+            await self.smtp.rcpt(mail.recipient)
+        except aiosmtplib.SMTPResponseException:
+            if self.smtp.is_connected:  # leave the connection ready for the next mail
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                    await self.smtp.rset()
+            raise
+        self.in_data = True
+        response = await self.smtp.data(mail.data)
+        return response.message
 
     async def close(self, *, polite: bool = True) -> None:
         smtp, self.smtp = self.smtp, None
@@ -122,8 +168,8 @@ class SmtpMailer:
 
     tls_context: the SSLContext for "tls" / "starttls" (default: the system's, verifying
     certificates); tests pass one that trusts their own CA. sender: the envelope MAIL FROM
-    (default: the address in each message's From header). local_hostname: the EHLO name
-    (default: the machine's FQDN). backoff: seconds before the first retry, doubling after.
+    (default: each mail's own sender). local_hostname: the EHLO name (default: the machine's
+    FQDN). backoff: seconds before the first retry, doubling after, never over MAX_RETRY_WAIT.
     """
 
     def __init__(
@@ -153,14 +199,40 @@ class SmtpMailer:
         *,
         on_attempt: AttemptCallback,
         on_outcome: OutcomeCallback,
+        stop: Stop | None = None,
     ) -> list[SendOutcome]:
-        if not mails:
-            return []
+        """deliver_stream() over a list: the outcomes, in the order given."""
+        return await deliver_all(
+            self, mails, on_attempt=on_attempt, on_outcome=on_outcome, stop=stop
+        )
+
+    async def deliver_stream(
+        self,
+        queue: MailQueue,
+        *,
+        on_attempt: AttemptCallback,
+        on_outcome: OutcomeCallback,
+        stop: Stop | None = None,
+    ) -> None:
+        first = await queue.get()
+        if first is None:  # nothing to send: no connection, no password needed
+            queue.put_nowait(None)
+            return
         password = self._password()
-        limiter = RateLimiter(self.config.max_per_minute) if self.config.max_per_minute else None
-        run = _Run(deque(enumerate(mails)), on_attempt, on_outcome, limiter)
-        workers = max(1, min(self.config.connections, len(mails)))
-        tasks = [asyncio.create_task(self._worker(run, password)) for _ in range(workers)]
+        cfg = self.config
+        limiter = RateLimiter(cfg.max_per_minute) if cfg.max_per_minute else None
+        loop = asyncio.get_running_loop()
+        run = _Run(
+            queue,
+            on_attempt,
+            on_outcome,
+            limiter,
+            stop or Stop.new(),
+            deadline=loop.time() + cfg.deadline_minutes * 60,
+            deadline_text=f"the delivery deadline ({cfg.deadline_minutes:g} min) passed",
+        )
+        run.first.append(first)
+        tasks = [asyncio.create_task(self._worker(run, password)) for _ in range(cfg.connections)]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -169,7 +241,6 @@ class SmtpMailer:
             await asyncio.gather(*tasks, return_exceptions=True)
         if run.error is not None:
             raise run.error
-        return [run.outcomes[i] for i in range(len(mails))]
 
     def _password(self) -> str | None:
         cfg = self.config
@@ -200,15 +271,15 @@ class SmtpMailer:
     async def _worker(self, run: _Run, password: str | None) -> None:
         conn = _Connection(self, password)
         try:
-            while run.queue and not run.stopping:
-                index, mail = run.queue.popleft()
+            while (mail := await run.take()) is not None:
                 if run.unreachable:
-                    run.finish(
-                        index,
-                        SendOutcome(mail, "pending", 0, detail=f"not tried: {run.unreachable}"),
+                    run.on_outcome(
+                        SendOutcome(mail, "pending", 0, detail=f"not tried: {run.unreachable}")
                     )
                     continue
-                run.finish(index, await self._send_one(run, conn, index, mail))
+                outcome = await self._send_one(run, conn, mail)
+                if outcome is not None:
+                    run.on_outcome(outcome)
         except asyncio.CancelledError:
             await conn.close(polite=False)
             raise
@@ -218,27 +289,33 @@ class SmtpMailer:
             await conn.close()
 
     async def _send_one(
-        self, run: _Run, conn: _Connection, index: int, mail: OutgoingMail
-    ) -> SendOutcome:
-        """Try one mail up to config.retries times and say how it ended."""
+        self, run: _Run, conn: _Connection, mail: OutgoingMail
+    ) -> SendOutcome | None:
+        """Try one mail up to config.retries times and say how it ended; None when the run
+        stopped before its first attempt (then it was never sent)."""
         cfg = self.config
-        try:
-            sender = self.sender or _sender_of(mail)
-        except ValueError as exc:
-            return SendOutcome(mail, "failed", 0, None, one_line(exc))
+        sender = self.sender or mail.sender
+        if not sender:
+            detail = "the message has no From address (needed as the envelope sender)"
+            return SendOutcome(mail, "failed", 0, None, detail)
+        sendable = OutgoingMail(mail.key, mail.recipient, mail.data, sender, mail.message_id)
         attempts = 0
+        last: _Failure | None = None  # the last attempt's failure
+        unknown = False  # some attempt may have been delivered
         tried = False  # on_attempt was called at least once
         while True:
+            if not run.may_start():
+                if last is None:
+                    return None
+                return _pending(mail, attempts, last, unknown)
             attempts += 1
             failure: _Failure
             try:
                 await conn.ensure_open()
             except DeliverySetupError as exc:
-                if tried:  # it may have been attempted before: give it an outcome
-                    run.finish(
-                        index,
-                        SendOutcome(mail, "pending", attempts - 1, exc.code, one_line(exc.message)),
-                    )
+                if last is not None:  # it may have been attempted before: give it an outcome
+                    failure = _Failure(False, one_line(exc.message), exc.code)
+                    run.on_outcome(_pending(mail, attempts - 1, failure, unknown))
                 raise
             except Exception as exc:
                 failure = self._classify(exc, None)
@@ -250,22 +327,25 @@ class SmtpMailer:
                 tried = True
                 run.on_attempt(mail)
                 try:
-                    reply = await conn.send(mail, sender)
+                    reply = await conn.send(sendable)
                 except Exception as exc:
                     failure = self._classify(exc, conn)
                     if not conn.is_open:
                         await conn.close(polite=False)
                 else:
                     return SendOutcome(mail, "sent", attempts, 250, one_line(f"250 {reply}"))
+                unknown = unknown or failure.unknown
                 if failure.permanent:
+                    if unknown:  # an earlier attempt may have been delivered: keep it open
+                        return _pending(mail, attempts, failure, unknown)
                     return SendOutcome(mail, "failed", attempts, failure.code, failure.detail)
-            if attempts >= cfg.retries or run.stopping:
+            last = failure
+            if attempts >= cfg.retries or not run.may_start():
                 if run.connect_failures >= cfg.retries and not tried:
-                    run.unreachable = failure.detail
-                return SendOutcome(mail, "pending", attempts, failure.code, failure.detail)
-            await asyncio.sleep(self.backoff * 2 ** (attempts - 1))
-            if run.stopping:  # another worker hit a fatal error while this one waited
-                return SendOutcome(mail, "pending", attempts, failure.code, failure.detail)
+                    run.unreachable = failure.detail  # the server looks down: spare it the rest
+                return _pending(mail, attempts, failure, unknown)
+            wait = min(self.backoff * 2 ** (attempts - 1), MAX_RETRY_WAIT)
+            await _sleep_unless_stopped(wait, run)
 
     async def check(self) -> None:
         """Connect, (STARTTLS), log in and say goodbye, sending nothing (`check --connect`).
@@ -388,12 +468,16 @@ class SmtpMailer:
             if conn is None:  # greeting, EHLO or login: never this recipient's fault
                 return _Failure(False, one_line(f"{exc.code} {exc.message}"), exc.code)
             return _by_code(exc.code, exc.message)
+        # After the data went out, a lost reply means the server may have accepted the mail.
+        unknown = conn is not None and conn.in_data
+        after = " after the message data was sent (it may have been delivered)" if unknown else ""
         if isinstance(exc, TimeoutError):  # SMTPTimeoutError and asyncio's
             what = "connecting" if conn is None else "sending"
-            return _Failure(False, one_line(f"timed out {what} after {timeout:g}s: {exc}"))
+            text = f"timed out {what} after {timeout:g}s{after}: {exc}"
+            return _Failure(False, one_line(text), unknown=unknown)
         if isinstance(exc, ConnectionError | OSError):  # SMTPServerDisconnected, SMTPConnectError
             what = "cannot connect" if conn is None else "connection lost"
-            return _Failure(False, one_line(f"{what}: {exc}"))
+            return _Failure(False, one_line(f"{what}{after}: {exc}"), unknown=unknown)
         if isinstance(exc, aiosmtplib.SMTPNotSupported | ValueError):
             # An address the server cannot take (non-ASCII without SMTPUTF8, bad characters).
             return _Failure(True, one_line(f"{exc}"))
@@ -403,17 +487,21 @@ class SmtpMailer:
         return _Failure(True, one_line(f"{type(exc).__name__}: {exc}"))
 
 
+def _pending(mail: OutgoingMail, attempts: int, failure: _Failure, unknown: bool) -> SendOutcome:
+    return SendOutcome(
+        mail, "pending", attempts, failure.code, failure.detail, unknown=unknown
+    )
+
+
+async def _sleep_unless_stopped(seconds: float, run: _Run) -> None:
+    """Wait before a retry; a stop (SIGTERM, the deadline) ends the wait at once."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(run.stop.requested.wait(), timeout=seconds)
+
+
 def _by_code(code: int, message: str) -> _Failure:
     detail = one_line(f"{code} {message}")
     return _Failure(500 <= code < 600, detail, code)
-
-
-def _sender_of(mail: OutgoingMail) -> str:
-    """The envelope sender: the address in the From header."""
-    address = email.utils.parseaddr(str(mail.message.get("From", "")))[1]
-    if not address:
-        raise ValueError("the message has no From address (needed as the envelope sender)")
-    return address
 
 
 def _find_ssl_error(exc: BaseException | None) -> ssl.SSLError | None:

@@ -1,0 +1,108 @@
+"""Build a digest's wire bytes, in this process or in a small pool of worker processes.
+
+    builder = MailBuilder.for_run(subscriber_count)
+    future = builder.submit(content, headers)   # bytes, later
+    builder.close()
+
+Rendering is the CPU-heavy part of a run. With many subscribers it runs in worker processes,
+so composing overlaps the SMTP conversation on the event loop and uses the other core; with a
+few it runs inline (starting a process would cost more than it saves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import multiprocessing
+import os
+import signal
+from dataclasses import dataclass
+from datetime import datetime
+
+from digest.message import build_message
+from digest.models import DigestContent
+from digest.render import render_digest
+
+POOL_MIN_SUBSCRIBERS = 64  # below this many digests a run renders inline
+
+
+@dataclass(frozen=True)
+class MailHeaders:
+    """What a message needs besides its content."""
+
+    from_addr: str
+    to_addr: str
+    to_name: str
+    message_id: str
+    date: datetime
+    unsubscribe_mailto: str = ""
+    unsubscribe_url: str = ""
+
+
+def build_mail(content: DigestContent, headers: MailHeaders) -> bytes:
+    """The whole message as it goes on the wire (CRLF line endings), built once."""
+    message = build_message(
+        render_digest(content),
+        from_addr=headers.from_addr,
+        to_addr=headers.to_addr,
+        to_name=headers.to_name,
+        message_id=headers.message_id,
+        date=headers.date,
+        unsubscribe_mailto=headers.unsubscribe_mailto,
+        unsubscribe_url=headers.unsubscribe_url,
+    )
+    return message.as_bytes()  # its policy: SMTP (CRLF, folded headers)
+
+
+def _die_with_parent() -> None:
+    """A render worker ends when the run's process dies, even by SIGKILL (Linux): no orphan
+    keeps rendering, or holds the run's stdout open."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pool notices a dead parent by itself
+        pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+class MailBuilder:
+    """Turns (content, headers) into wire bytes: inline, or in worker processes."""
+
+    def __init__(self, workers: int = 0) -> None:
+        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+        if workers > 0:
+            # spawn: a fork of a process with an event loop and open sockets is not safe.
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with_parent,
+            )
+
+    @classmethod
+    def for_run(cls, digests: int) -> MailBuilder:
+        cores = os.cpu_count() or 1
+        if digests < POOL_MIN_SUBSCRIBERS or cores < 2:
+            return cls(0)
+        # The event loop (ranking, SMTP, the state) keeps one core busy; the rest render.
+        return cls(max(1, min(cores - 1, 3)))
+
+    def submit(self, content: DigestContent, headers: MailHeaders) -> asyncio.Future[bytes]:
+        loop = asyncio.get_running_loop()
+        if self.pool is not None:
+            return loop.run_in_executor(self.pool, build_mail, content, headers)
+        future: asyncio.Future[bytes] = loop.create_future()
+        try:
+            future.set_result(build_mail(content, headers))
+        except Exception as exc:  # reported per subscriber, like a pool worker's error
+            future.set_exception(exc)
+        return future
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None

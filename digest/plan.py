@@ -1,0 +1,254 @@
+"""Decide one subscriber's mails for a run. Reads the state; never writes it.
+
+    plan = plan_subscriber(ctx, subscriber)
+
+The plan says which mails to send (each with everything needed to build or repeat it) and
+whether an empty day is to be recorded. The pipeline records it and sends the mails:
+
+- A digest sent once whose outcome is unknown (sealed) is repeated byte for byte, whatever the
+  date of this run; its papers are never put in another digest.
+- A digest already sent for the date is not sent again, unless --force: then a new mail with the
+  same papers and a new Message-ID goes out, recorded as a resend beside it.
+- Otherwise the candidates (papers first seen since the subscriber's watermark or start point)
+  are ranked; the top ones make a new digest with a new Message-ID. Nothing to send records an
+  empty day, except when a source failed: then the day stays open, so the next run that day
+  can still send it (and never a false "nothing new" mail).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote
+
+from digest.config import Config, Subscriber
+from digest.mailbuild import MailHeaders
+from digest.message import make_message_id
+from digest.models import DigestContent, Paper, RankedPaper
+from digest.rank import rank_papers
+from digest.store import DigestRecord, Store
+
+if TYPE_CHECKING:
+    from digest.pipeline import RunOptions
+
+log = logging.getLogger(__name__)
+
+TRENDING = 5  # "trending today": the day's most upvoted papers a reader did not get
+
+
+@dataclass
+class MailJob:
+    """One mail to send for a subscriber."""
+
+    kind: Literal["digest", "force"]  # a digest (new, or repeated exactly), or a forced resend
+    key: tuple[str, str]  # (subscriber email, digest date ISO)
+    recipient: str
+    message_id: str
+    upto_seq: int
+    paper_ids: list[str]
+    content: DigestContent | None = None  # to build; None when `data` is given
+    headers: MailHeaders | None = None
+    data: bytes | None = None  # the exact bytes to repeat (a sealed digest)
+    ranked: Sequence[RankedPaper] = ()
+    note: str = ""
+    resend_id: int | None = None  # set when a forced resend is first recorded
+
+
+@dataclass
+class SubscriberPlan:
+    email: str
+    digest_date: str
+    jobs: list[MailJob] = field(default_factory=list)
+    # Set when the plan itself is the outcome: "already-sent", "nothing-new", "not-due", ...
+    status: str = ""
+    detail: str = ""
+    record_empty: bool = False
+    upto_seq: int = 0
+    candidates: int = 0
+    keep_papers: bool = False
+
+
+@dataclass
+class RunContext:
+    """What every subscriber's plan in a run shares; built once per run."""
+
+    config: Config
+    store: Store
+    options: RunOptions
+    now: datetime  # when the run started: the digest's Date header and its default date
+    upto_seq: int  # the newest paper recorded before planning began
+    sources_failed: bool
+    trending: list[Paper]  # the run's papers by upvotes, most first
+    sender: str  # the envelope MAIL FROM
+
+    @classmethod
+    def build(
+        cls,
+        config: Config,
+        store: Store,
+        options: RunOptions,
+        *,
+        now: datetime,
+        fetched: Sequence[Paper],
+        sources_failed: bool,
+    ) -> RunContext:
+        upvoted = [p for p in fetched if p.upvotes]
+        upvoted.sort(key=lambda p: (-(p.upvotes or 0), p.id))
+        return cls(
+            config=config,
+            store=store,
+            options=options,
+            now=now,
+            upto_seq=store.max_seq(),
+            sources_failed=sources_failed,
+            trending=upvoted[: TRENDING * 4],
+            sender=config.digest.from_email,
+        )
+
+    def rank(self, candidates: Sequence[Paper], sub: Subscriber) -> list[RankedPaper]:
+        return rank_papers(list(candidates), sub)
+
+
+def digest_date(ctx: RunContext, sub: Subscriber) -> str:
+    """The date the digest is for: --date, else today in the subscriber's time zone."""
+    chosen: date = ctx.options.digest_date or ctx.now.astimezone(sub.tz).date()
+    return chosen.isoformat()
+
+
+def plan_subscriber(ctx: RunContext, sub: Subscriber) -> SubscriberPlan:
+    store, options = ctx.store, ctx.options
+    day = digest_date(ctx, sub)
+    plan = SubscriberPlan(
+        sub.email, day, upto_seq=ctx.upto_seq, keep_papers=options.keep_papers
+    )
+    repeats = [_repeat(ctx, sub, record) for record in store.sealed_digests(sub.email)]
+    plan.jobs += [job for job in repeats if job is not None]
+    existing = store.get_digest(sub.email, day)
+    if existing is not None and existing.status == "sent":
+        if options.force:
+            plan.jobs.append(_forced(ctx, sub, day, existing.paper_ids))
+        else:
+            plan.status = "already-sent"
+            plan.detail = f"sent at {existing.sent_at}; --force sends it again"
+        return plan
+    if existing is not None and existing.resend_due:
+        return plan  # this date's digest is being repeated exactly (above)
+
+    candidates = store.candidates(sub.email, upto_seq=ctx.upto_seq)
+    plan.candidates = len(candidates)
+    ranked = ctx.rank(candidates, sub)
+    if not ranked:
+        if ctx.sources_failed:
+            # Never a false "nothing new": a failed source may hold this reader's papers.
+            plan.status = "nothing-new"
+            plan.detail = "a source failed, so the day stays open; the next run tries again"
+            return plan
+        if not ctx.config.digest.send_empty:
+            # Nothing to mail, but the candidates were considered: they are not offered again.
+            plan.status, plan.record_empty = "nothing-new", True
+            return plan
+    plan.jobs.append(_new_digest(ctx, sub, day, ranked, len(candidates)))
+    return plan
+
+
+def _new_digest(
+    ctx: RunContext, sub: Subscriber, day: str, ranked: list[RankedPaper], candidates: int
+) -> MailJob:
+    message_id = make_message_id(ctx.config.digest.from_email)
+    content, headers = _content(ctx, sub, day, ranked, candidates, message_id)
+    return MailJob(
+        kind="digest",
+        key=(sub.email, day),
+        recipient=sub.email,
+        message_id=message_id,
+        upto_seq=ctx.upto_seq,
+        paper_ids=[r.paper.id for r in ranked],
+        content=content,
+        headers=headers,
+        ranked=ranked,
+    )
+
+
+def _forced(ctx: RunContext, sub: Subscriber, day: str, paper_ids: Sequence[str]) -> MailJob:
+    """--force: the papers of the sent digest again, in a new mail with a new Message-ID."""
+    papers = ctx.store.get_papers(paper_ids)
+    wanted = [papers[pid] for pid in paper_ids if pid in papers]
+    ranked = {r.paper.id: r for r in ctx.rank(wanted, sub)}
+    # Every paper of the sent digest goes out again, in its order, with its reasons if any.
+    again = [ranked.get(p.id) or RankedPaper(p, 0.0, []) for p in wanted]
+    message_id = make_message_id(ctx.config.digest.from_email)
+    content, headers = _content(ctx, sub, day, again, len(again), message_id)
+    return MailJob(
+        kind="force",
+        key=(sub.email, day),
+        recipient=sub.email,
+        message_id=message_id,
+        upto_seq=ctx.upto_seq,
+        paper_ids=[r.paper.id for r in again],
+        content=content,
+        headers=headers,
+        ranked=again,
+        note="sent again (--force)",
+    )
+
+
+def _repeat(ctx: RunContext, sub: Subscriber, record: DigestRecord) -> MailJob | None:
+    data = ctx.store.message_bytes(sub.email, record.digest_date)
+    if data is None:
+        # Written by a version that kept no bytes: it cannot be repeated exactly, so it is not
+        # repeated at all (its papers stay offered: they may have been delivered).
+        log.warning(
+            "the digest %s of %s may have been delivered but cannot be repeated exactly",
+            record.digest_date,
+            sub.email,
+        )
+        return None
+    return MailJob(
+        kind="digest",
+        key=(sub.email, record.digest_date),
+        recipient=sub.email,
+        message_id=record.message_id,
+        upto_seq=record.upto_seq,
+        paper_ids=list(record.paper_ids),
+        data=data,
+        note="repeated exactly: the last send's outcome was unknown",
+    )
+
+
+def _content(
+    ctx: RunContext,
+    sub: Subscriber,
+    day: str,
+    ranked: list[RankedPaper],
+    candidates: int,
+    message_id: str,
+) -> tuple[DigestContent, MailHeaders]:
+    digest = ctx.config.digest
+    unsubscribe_mailto = digest.unsubscribe_mailto or digest.from_email
+    # "{email}" in the URL makes it per subscriber, so a one-click POST says who it was.
+    unsubscribe_url = digest.unsubscribe_url.replace("{email}", quote(sub.email, safe=""))
+    chosen = {r.paper.id for r in ranked}
+    content = DigestContent(
+        subscriber_email=sub.email,
+        subscriber_name=sub.name,
+        digest_date=date.fromisoformat(day),
+        papers=ranked,
+        candidates_count=candidates,
+        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_url=unsubscribe_url,
+        profile=sorted(sub.keywords.items(), key=lambda kv: (-kv[1], kv[0])),
+        trending=[p for p in ctx.trending if p.id not in chosen][:TRENDING],
+    )
+    headers = MailHeaders(
+        from_addr=digest.from_addr,
+        to_addr=sub.email,
+        to_name=sub.name,
+        message_id=message_id,
+        date=ctx.now,
+        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_url=unsubscribe_url,
+    )
+    return content, headers
