@@ -21,6 +21,7 @@ from digest.config import Config, check_secrets, load_config, resolve_config_pat
 from digest.errors import EXIT_FAILED, EXIT_USAGE, DigestError
 from digest.pipeline import RunOptions, RunReport, send_now
 from digest.progress import run_progress
+from digest.lock import lock_holder
 from digest.status import render_status
 from digest.store import Store
 
@@ -36,7 +37,7 @@ class _DigestGroup(click.Group):
             return super().invoke(ctx)
         except DigestError as exc:
             _fail(ctx, f"error: {exc}", exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
             raise
         except Exception as exc:  # a bug: still one line, the traceback with -v
             _fail(ctx, f"internal error: {type(exc).__name__}: {exc}", EXIT_FAILED)
@@ -201,7 +202,8 @@ def status_command(config_path: str | None, runs: int) -> None:
         click.echo(f"no state yet at {config.digest.state}: nothing has run")
         return
     with Store.open_copy(config.digest.state) as store:
-        click.echo(render_status(store, config, runs=runs))
+        running = lock_holder(config.digest.state)
+        click.echo(render_status(store, config, runs=runs, running_pid=running))
 
 
 @cli.command("run")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a source or a delivery failed; the next run catches up
-EXIT_USAGE = 2  # bad usage or config: nothing ran
+EXIT_USAGE = 2  # bad usage, config or state the user must fix
 
 
 class DigestError(Exception):
@@ -40,7 +40,10 @@ class UsageError(DigestError):
 
 
 class StateError(DigestError):
-    """The SQLite state file cannot be opened, migrated or locked."""
+    """The SQLite state file cannot be opened, migrated, written or locked: the user must fix
+    it (a path, permissions, disk space). What was committed before stays as it was."""
+
+    exit_code = EXIT_USAGE
 
 
 class RunLockedError(StateError):

@@ -13,15 +13,43 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from digest.errors import RunLockedError
+from digest.errors import RunLockedError, StateError
+
+
+def lock_path_of(state_path: Path) -> Path:
+    return state_path.with_name(state_path.name + ".lock")
+
+
+def lock_holder(state_path: Path) -> int | None:
+    """The pid of the process holding the run lock now, or None when nobody holds it."""
+    try:
+        fd = os.open(lock_path_of(state_path), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").split()
+            return int(text[-1]) if text and text[-1].isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 @contextmanager
 def run_lock(state_path: Path, *, timeout: float = 600.0, poll: float = 0.1) -> Iterator[None]:
     """Hold the run lock of `state_path`, waiting up to `timeout` seconds for another run."""
-    lock_path = state_path.with_name(state_path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    lock_path = lock_path_of(state_path)
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StateError(
+            f"cannot create the lock file {str(lock_path)!r}: {exc.strerror or exc}",
+            fix="point [digest] state at a writable folder",
+        ) from None
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -392,16 +392,15 @@ async def _produce(
             return
         assert data is not None
         recorder.queued(job)
-        await queue.put(
-            OutgoingMail(
-                key=job.key,
-                recipient=job.recipient,
-                data=data,
-                sender=ctx.sender,
-                message_id=job.message_id,
-                context=job,
-            )
+        mail = OutgoingMail(
+            key=job.key,
+            recipient=job.recipient,
+            data=data,
+            sender=ctx.sender,
+            message_id=job.message_id,
+            context=job,
         )
+        await _put_unless_stopped(queue, mail, stop)
 
     for sub in subscribers:
         if stop.is_set():
@@ -427,7 +426,25 @@ async def _produce(
         await asyncio.sleep(0)  # let the SMTP workers and signals in between subscribers
     while building and not stop.is_set():
         await ship_oldest()
-    await queue.put(None)
+    await _put_unless_stopped(queue, None, stop)
+
+
+async def _put_unless_stopped(queue: MailQueue, item: OutgoingMail | None, stop: Stop) -> None:
+    """Queue an item, waiting for room; once the run stops nobody takes from the queue, so
+    stop waiting then (a None still goes in if there is room, for a worker waiting on get)."""
+    while not stop.is_set():
+        if not queue.full():
+            queue.put_nowait(item)
+            return
+        putting = asyncio.ensure_future(queue.put(item))
+        stopping = asyncio.ensure_future(stop.requested.wait())
+        await asyncio.wait({putting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if putting.done():
+            return
+        putting.cancel()
+    if item is None and not queue.full():
+        queue.put_nowait(None)
 
 
 def _ready(future: asyncio.Future[bytes] | None) -> bool:

@@ -9,13 +9,23 @@ from digest.store import DigestRecord, Store
 _ORDER = {"failed": 0, "pending": 1, "sending": 2, "superseded": 3, "empty": 4, "sent": 5}
 
 
-def render_status(store: Store, config: Config, *, runs: int = 5) -> str:
+def render_status(
+    store: Store, config: Config, *, runs: int = 5, running_pid: int | None = None
+) -> str:
+    """`running_pid`: the process holding the run lock now (lock.lock_holder), if any: the
+    newest unfinished run is that one, running; older unfinished ones were killed."""
     lines = ["recent runs:"]
     recent = store.recent_runs(runs)
     if not recent:
         lines.append("  none")
+    live = next((r.id for r in recent if r.finished_at is None), None) if running_pid else None
     for run in recent:
-        outcome = "did not finish (killed?)" if run.finished_at is None else f"exit {run.exit_code}"
+        if run.finished_at is not None:
+            outcome = f"exit {run.exit_code}"
+        elif run.id == live:
+            outcome = f"running (pid {running_pid})" if running_pid else "running"
+        else:
+            outcome = "did not finish (killed?)"
         lines.append(f"  #{run.id} {run.command} {run.started_at}: {outcome}; {run.summary}")
 
     lines.append("sources:")

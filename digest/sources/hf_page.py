@@ -27,6 +27,7 @@ CARD_SELECTOR = 'article h3 > a[href^="/papers/"]'
 UPVOTES_SELECTOR = "div.leading-none"
 PAGE_CHANGED_FIX = "the page structure changed; check the url or report it"
 _COUNT = re.compile(r"^\d+$")
+EMPTY_LIST = "its dailyPapers list is empty"
 
 
 def parse_hf_page(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[str]]:
@@ -45,6 +46,8 @@ def parse_hf_page(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[
         problem = f"no {DATA_SELECTOR} element"
     else:
         items, problem = _items(props_node)
+        if problem == EMPTY_LIST and not tree.css_first(CARD_SELECTOR):
+            return [], []  # a well-formed page with no papers today: an empty day
         if items:
             papers, skipped = papers_from_items(items, name)
             if papers:
@@ -82,7 +85,7 @@ def _items(node: LexborNode) -> tuple[list[Any], str]:
     if not isinstance(items, list):
         return [], "its data-props has no dailyPapers list"
     if not items:
-        return [], "its dailyPapers list is empty"
+        return [], EMPTY_LIST
     return items, ""
 
 
