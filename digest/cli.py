@@ -19,9 +19,9 @@ import click
 from digest import __version__
 from digest.config import Config, check_secrets, load_config, resolve_config_path
 from digest.errors import EXIT_FAILED, EXIT_USAGE, DigestError
+from digest.lock import lock_holder
 from digest.pipeline import RunOptions, RunReport, send_now
 from digest.progress import run_progress
-from digest.lock import lock_holder
 from digest.status import render_status
 from digest.store import Store
 
