@@ -29,11 +29,14 @@ from digest.deliver import Mailer, OutgoingMail, SendOutcome, make_mailer, outbo
 from digest.errors import EXIT_FAILED, EXIT_OK, DeliverySetupError, DigestError, UsageError
 from digest.lock import run_lock
 from digest.message import build_message, make_message_id
-from digest.models import DigestContent, Paper, RankedPaper
+from digest.models import DigestContent, DigestLinks, Paper, RankedPaper
 from digest.rank import rank_papers
 from digest.render import render_digest
 from digest.sources import SourceResult, Validators, fetch_all, make_client, merge_papers
 from digest.store import Store, utc_now
+from digest.web.links import digest_links
+from digest.web.links import unsubscribe_url as web_unsubscribe_url
+from digest.web.tokens import require_secret
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class SourceReport:
 class SubscriberReport:
     email: str
     digest_date: str
-    # "sent" | "pending" | "failed" | "already-sent" | "nothing-new" | "dry-run"
+    # "sent" | "pending" | "failed" | "already-sent" | "nothing-new" | "dry-run" | "unsubscribed"
     status: str
     papers: list[RankedPaper] = field(default_factory=list)
     candidates: int = 0
@@ -125,6 +128,8 @@ async def run_digest(
     (bad usage, state file unusable, lock held); everything else is in the report."""
     now = options.now or utc_now()
     subscribers = select_subscribers(config, options.only)
+    if config.web is not None:
+        require_secret(config.web)  # mails with links that can never verify: stop first
     report = RunReport(command=command, dry_run=options.dry_run)
     async with AsyncExitStack() as stack:
         if options.dry_run:
@@ -142,7 +147,17 @@ async def run_digest(
             )
             upto_seq = store.max_seq()
             mails = []
+            unsubscribed = store.unsubscribed()
             for sub in subscribers:
+                if sub.email.lower() in unsubscribed:  # left on the web side: the state wins
+                    day = (options.digest_date or now.astimezone(sub.tz).date()).isoformat()
+                    when = unsubscribed[sub.email.lower()]
+                    report.subscribers.append(
+                        SubscriberReport(
+                            sub.email, day, "unsubscribed", detail=f"unsubscribed at {when}"
+                        )
+                    )
+                    continue
                 try:
                     mail = _compose(config, store, sub, options, upto_seq, now, report)
                 except Exception as exc:  # one subscriber's digest must not stop the others
@@ -274,6 +289,11 @@ def _compose(
     unsubscribe_mailto = config.digest.unsubscribe_mailto or config.digest.from_email
     # "{email}" in the URL makes it per subscriber, so a one-click POST says who it was.
     unsubscribe_url = config.digest.unsubscribe_url.replace("{email}", quote(sub.email, safe=""))
+    links = DigestLinks()
+    if config.web is not None:  # signed links to the web side (digest.web)
+        secret = require_secret(config.web)
+        unsubscribe_url = web_unsubscribe_url(config.web, secret, sub.email)
+        links = digest_links(config.web, secret, sub.email, day, [r.paper.id for r in ranked])
     content = DigestContent(
         subscriber_email=sub.email,
         subscriber_name=sub.name,
@@ -282,6 +302,7 @@ def _compose(
         candidates_count=len(candidates),
         unsubscribe_mailto=unsubscribe_mailto,
         unsubscribe_url=unsubscribe_url,
+        links=links,
     )
     message = build_message(
         render_digest(content),
