@@ -35,12 +35,15 @@ def bind_socket(web: WebConfig) -> socket.socket:
     """A listening-ready socket bound to [web] listen, or a WebServerError saying why not."""
     host, port = web.listen_host, web.listen_port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = None
     try:
         infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(infos[0][4])
     except OSError as exc:
+        if sock is not None:
+            sock.close()
         raise WebServerError(
             f"cannot listen on {web.listen}: {exc.strerror or exc}",
             fix="stop what uses that port, or change [web] listen",
