@@ -27,7 +27,8 @@ DAY1 = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 
 def bound_socket() -> socket.socket:
     """A socket bound to a free port on 127.0.0.1 (uvicorn listens on it)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, as digest.web.server.bind_socket: asyncio then sets TCP_NODELAY.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     return sock
 

@@ -37,8 +37,10 @@ def bind_socket(web: WebConfig) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = None
     try:
-        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        # proto must be IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY on accepted sockets only
+        # then, and without it every keep-alive response waits ~40 ms (Nagle + delayed ACK).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(infos[0][4])
     except OSError as exc:
