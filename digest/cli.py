@@ -179,6 +179,11 @@ def check_command(config_path: str | None, connect: bool) -> None:
     click.echo(f"  sources: {', '.join(f'{s.name} <{s.url}>' for s in config.sources)}")
     click.echo(f"  delivery: {where}")
     click.echo(f"  subscribers: {len(config.subscribers)}")
+    if config.web is not None:
+        from digest.web.tokens import require_secret
+
+        require_secret(config.web)  # a missing or short secret is an error here, not at 7:00
+        click.echo(f"  web: {config.web.base_url} (listens on {config.web.listen})")
     _print_config_warnings(config)
     check_secrets(config)  # exit 2 with the fix: every send would fail
     if connect:
@@ -204,6 +209,18 @@ def status_command(config_path: str | None, runs: int) -> None:
     with Store.open_copy(config.digest.state) as store:
         running = lock_holder(config.digest.state)
         click.echo(render_status(store, config, runs=runs, running_pid=running))
+
+
+@cli.command("serve")
+@click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+def serve_command(config_path: str | None) -> None:
+    """The web side alone: one-click unsubscribe, feedback, view online ([web] in the config)."""
+    from digest.web.server import serve_forever
+
+    config = _config(config_path)
+    if config.web is not None:
+        click.echo(f"serving {config.web.base_url} on http://{config.web.listen} (Ctrl-C stops)")
+    serve_forever(config)
 
 
 @cli.command("run")

@@ -105,6 +105,25 @@ class Subscriber:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """[web]: the reader's side (signed links, one-click unsubscribe, feedback, view online)."""
+
+    base_url: str  # what links in mails point at, without a trailing slash
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    secret_env: str = "DIGEST_WEB_SECRET"
+
+    @property
+    def listen(self) -> str:
+        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        return f"{host}:{self.listen_port}"
+
+    def secret(self) -> str | None:
+        """The signing secret, read from the environment variable named by secret_env."""
+        return os.environ.get(self.secret_env) or None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     digest: DigestSettings
@@ -112,6 +131,7 @@ class Config:
     delivery: DeliveryConfig
     subscribers: tuple[Subscriber, ...]
     warnings: tuple[str, ...] = ()  # valid but probably not what was meant
+    web: WebConfig | None = None  # None: no [web] table, mails carry no web links
 
     def subscriber(self, email: str) -> Subscriber:
         for sub in self.subscribers:
@@ -158,7 +178,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     """Validate an already-parsed TOML document. `path` anchors relative paths and messages."""
     ctx = _Context(path.name)
     base = path.resolve().parent
-    _check_keys(ctx, "top level", data, {"digest", "source", "delivery", "subscriber"})
+    _check_keys(ctx, "top level", data, {"digest", "source", "delivery", "subscriber", "web"})
     digest = _parse_digest(ctx, _table(ctx, "[digest]", data.get("digest", {})), base)
 
     source_list = data.get("source")
@@ -193,6 +213,15 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             raise ctx.error(place, f"email {sub.email!r} is listed twice", fix="remove the copy")
         seen.add(sub.email.lower())
         subscribers.append(sub)
+    web = None
+    if "web" in data:
+        web = _parse_web(ctx, _table(ctx, "[web]", data["web"]))
+        if digest.unsubscribe_url:
+            raise ctx.error(
+                "[digest]",
+                "unsubscribe_url and [web] both give the unsubscribe link",
+                fix="remove unsubscribe_url: [web] makes signed one-click links itself",
+            )
     return Config(
         path=path,
         digest=digest,
@@ -204,6 +233,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             if subscribers
             else (f"{path.name}: no [[subscriber]]: nobody will get a digest (fix: add one)",)
         ),
+        web=web,
     )
 
 
@@ -369,6 +399,75 @@ def _parse_delivery(ctx: _Context, t: Mapping[str, Any], base: Path) -> Delivery
         deadline_minutes=_float(
             ctx, place, t, "deadline_minutes", 120.0, minimum=1, maximum=24 * 60
         ),
+    )
+
+
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_BASE_URL = re.compile(
+    r"^(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?"
+    r"(?P<path>(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*)$"
+)
+
+
+def _parse_web(ctx: _Context, t: Mapping[str, Any]) -> WebConfig:
+    place = "[web]"
+    if "secret" in t:
+        raise ctx.error(
+            place,
+            "the secret must not be in the config file",
+            fix='set secret_env = "DIGEST_WEB_SECRET" and export that variable',
+        )
+    _check_keys(ctx, place, t, {"base_url", "listen", "secret_env"})
+    if "base_url" not in t:
+        raise ctx.error(
+            place, "base_url is missing", fix='set base_url = "https://digest.example.org"'
+        )
+    base_url = _str(ctx, place, t, "base_url", "").rstrip("/")
+    match = _BASE_URL.match(base_url)
+    host = match.group("host").lower() if match else ""
+    port = int(match.group("port")) if match and match.group("port") else None
+    if (
+        not match
+        or not (host.startswith("[") or _HOSTNAME.match(host))
+        or (port is not None and not 1 <= port <= 65535)
+    ):
+        raise ctx.error(
+            place,
+            f"base_url = {base_url!r} is not a URL without query or fragment",
+            fix='write it as "https://digest.example.org" (a path is allowed)',
+        )
+    if match.group("scheme") != "https" and host not in _LOCAL_HOSTS:
+        # RFC 8058 one-click needs https; plain http only for trying it out on this machine.
+        raise ctx.error(
+            place,
+            f"base_url = {base_url!r} must be an https:// URL",
+            fix="put the app behind a TLS reverse proxy (see deploy/); "
+            "http:// is only allowed for 127.0.0.1 and localhost",
+        )
+    listen = _str(ctx, place, t, "listen", "127.0.0.1:8080")
+    listen_match = re.match(
+        r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$", listen
+    )
+    listen_host = (listen_match.group("v6") or listen_match.group("host")) if listen_match else ""
+    listen_port = int(listen_match.group("port")) if listen_match else 0
+    if (
+        not listen_match
+        or not 1 <= listen_port <= 65535
+        or not (listen_match.group("v6") or _HOSTNAME.match(listen_host))
+    ):
+        raise ctx.error(
+            place,
+            f"listen = {listen!r} is not host:port",
+            fix='write it as "127.0.0.1:8080" (the reverse proxy connects there)',
+        )
+    secret_env = _str(ctx, place, t, "secret_env", "DIGEST_WEB_SECRET")
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", secret_env):
+        raise ctx.error(place, f"secret_env = {secret_env!r} is not an environment variable name")
+    return WebConfig(
+        base_url=base_url, listen_host=listen_host, listen_port=listen_port, secret_env=secret_env
     )
 
 

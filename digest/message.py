@@ -105,11 +105,12 @@ def build_message(
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
 
+    # The https one-click URL first, as the issue and providers' guidance write it.
     unsubscribe = []
-    if unsubscribe_mailto:
-        unsubscribe.append(f"<{mailto_unsubscribe(unsubscribe_mailto)}>")
     if unsubscribe_url:
         unsubscribe.append(f"<{quote(unsubscribe_url, safe=_URI_SAFE)}>")
+    if unsubscribe_mailto:
+        unsubscribe.append(f"<{mailto_unsubscribe(unsubscribe_mailto)}>")
     if unsubscribe:
         msg["List-Unsubscribe"] = ", ".join(unsubscribe)
     if unsubscribe_url:

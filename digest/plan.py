@@ -27,9 +27,12 @@ from urllib.parse import quote
 from digest.config import Config, Subscriber
 from digest.mailbuild import MailHeaders
 from digest.message import make_message_id
-from digest.models import DigestContent, Paper, RankedPaper
+from digest.models import DigestContent, DigestLinks, Paper, RankedPaper
 from digest.rank import rank_papers
 from digest.store import DigestRecord, Store
+from digest.web.links import digest_links
+from digest.web.links import unsubscribe_url as web_unsubscribe_url
+from digest.web.tokens import require_secret
 
 if TYPE_CHECKING:
     from digest.pipeline import RunOptions
@@ -83,6 +86,8 @@ class RunContext:
     sources_failed: bool
     trending: list[Paper]  # the run's papers by upvotes, most first
     sender: str  # the envelope MAIL FROM
+    unsubscribed: dict[str, str]  # readers who left on the web side: email -> when
+    web_secret: bytes  # signs the web links (b"" when [web] is not configured)
 
     @classmethod
     def build(
@@ -106,6 +111,8 @@ class RunContext:
             sources_failed=sources_failed,
             trending=upvoted[: TRENDING * 4],
             sender=config.digest.from_email,
+            unsubscribed=store.unsubscribed(),
+            web_secret=require_secret(config.web) if config.web is not None else b"",
         )
 
     def rank(self, candidates: Sequence[Paper], sub: Subscriber) -> list[RankedPaper]:
@@ -124,6 +131,10 @@ def plan_subscriber(ctx: RunContext, sub: Subscriber) -> SubscriberPlan:
     plan = SubscriberPlan(
         sub.email, day, upto_seq=ctx.upto_seq, keep_papers=options.keep_papers
     )
+    left = ctx.unsubscribed.get(sub.email.lower())
+    if left is not None:  # left on the web side: the state wins over the config
+        plan.status, plan.detail = "unsubscribed", f"unsubscribed at {left}"
+        return plan
     repeats = [_repeat(ctx, sub, record) for record in store.sealed_digests(sub.email)]
     plan.jobs += [job for job in repeats if job is not None]
     existing = store.get_digest(sub.email, day)
@@ -230,6 +241,11 @@ def _content(
     unsubscribe_mailto = digest.unsubscribe_mailto or digest.from_email
     # "{email}" in the URL makes it per subscriber, so a one-click POST says who it was.
     unsubscribe_url = digest.unsubscribe_url.replace("{email}", quote(sub.email, safe=""))
+    links = DigestLinks()
+    web = ctx.config.web
+    if web is not None:  # signed links to the web side (digest.web)
+        unsubscribe_url = web_unsubscribe_url(web, ctx.web_secret, sub.email)
+        links = digest_links(web, ctx.web_secret, sub.email, day, [r.paper.id for r in ranked])
     chosen = {r.paper.id for r in ranked}
     content = DigestContent(
         subscriber_email=sub.email,
@@ -241,6 +257,7 @@ def _content(
         unsubscribe_url=unsubscribe_url,
         profile=sorted(sub.keywords.items(), key=lambda kv: (-kv[1], kv[0])),
         trending=[p for p in ctx.trending if p.id not in chosen][:TRENDING],
+        links=links,
     )
     headers = MailHeaders(
         from_addr=digest.from_addr,

@@ -71,6 +71,7 @@ class PaperView:
     text_abstract: str  # trimmed for the plain text part (never trimmed harder for size)
     links: list[Link] = field(default_factory=list)
     upvotes: int | None = None
+    id: str = ""  # the paper's key, to find its web links (content.links.papers)
 
     @property
     def more_links(self) -> list[Link]:
@@ -128,6 +129,7 @@ def render_digest(content: DigestContent) -> RenderedDigest:
         "unsubscribe": unsubscribe,
         # The mailto alternative, shown besides a web unsubscribe link.
         "unsubscribe_mailto": mailto if mailto != unsubscribe else "",
+        "links": content.links,  # signed web links (view, more / less like this), if any
     }
     env = environment()
 
@@ -227,6 +229,7 @@ def paper_view(
         text_abstract=trim(abstract, text_limit),
         links=links,
         upvotes=p.upvotes,
+        id=p.id,
     )
 
 

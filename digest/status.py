@@ -55,6 +55,12 @@ def render_status(
         lines.append(line)
     if not config.subscribers:
         lines.append("  none configured")
+    unsubscribed = store.unsubscribed()
+    if unsubscribed:
+        lines.append("unsubscribed on the web (every run skips them):")
+        for email, when in sorted(unsubscribed.items()):
+            listed = any(s.email.lower() == email for s in config.subscribers)
+            lines.append(f"  {email} at {when}{'' if listed else ' (no longer in the config)'}")
     lines.append(f"papers known: {store.count_papers()}")
     return "\n".join(lines)
 
