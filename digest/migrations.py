@@ -127,28 +127,61 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to date. Returns the schema version now in force."""
+    """Bring the schema up to date. Returns the schema version now in force.
+
+    Each step runs in one write transaction that re-reads the version first, so two processes
+    opening the same file at once (a run and the web side) never apply a step twice.
+    """
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
+    current = _version(conn)
+    _check_known(current)
+    while current < len(MIGRATIONS):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = _version(conn)  # another process may have got here first
+            if current < len(MIGRATIONS):
+                name, sql = MIGRATIONS[current]
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (current + 1, name, datetime.now(UTC).isoformat(timespec="seconds")),
+                )
+                current += 1
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return current
+
+
+def _version(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
-    current = int(row[0])
+    return int(row[0])
+
+
+def _check_known(current: int) -> None:
     if current > len(MIGRATIONS):
         raise StateError(
             f"the state file has schema version {current}, newer than this program knows "
             f"({len(MIGRATIONS)})",
             fix="upgrade paper digest, or point [digest] state at another file",
         )
-    for version, (name, sql) in enumerate(MIGRATIONS, 1):
-        if version <= current:
-            continue
-        # executescript commits any open transaction first, so wrap the whole step ourselves.
-        conn.executescript(
-            "BEGIN IMMEDIATE;\n"
-            + sql
-            + f"\nINSERT INTO schema_migrations VALUES ({version}, '{name}', "
-            f"'{datetime.now(UTC).isoformat(timespec='seconds')}');\nCOMMIT;"
-        )
-        current = version
-    return current
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration's script into whole statements (run one by one in a transaction)."""
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
+    ):
+        raise ValueError(f"an incomplete statement in a migration: {buffer.strip()[:80]}")
+    return statements
