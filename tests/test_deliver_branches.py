@@ -1,0 +1,98 @@
+"""The SMTP worker's cancellation, stop and backoff branches, against the real aiosmtpd server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from digest.deliver import Stop
+from digest.errors import DeliverySetupError
+from tests.test_deliver import Recorder, make_mail
+
+
+def test_a_cancelled_delivery_closes_its_connections_and_records_nothing_more(smtp_server):
+    smtp_server.handler.stall(5, at="data", times=None)
+    rec = Recorder()
+    mailer = smtp_server.mailer(connections=2)
+
+    async def main():
+        task = asyncio.create_task(
+            mailer.deliver(
+                [make_mail("ada"), make_mail("bob"), make_mail("cy")],
+                on_attempt=rec.on_attempt,
+                on_outcome=rec.on_outcome,
+            )
+        )
+        while len(rec.events) < 2:  # both workers are inside a transaction
+            await asyncio.sleep(0.01)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "finished"
+
+    assert asyncio.run(main()) == "cancelled"
+    assert rec.outcomes == {}  # in flight when cancelled: no outcome (the run seals them)
+    assert [kind for kind, _, _ in rec.events] == ["attempt", "attempt"]
+
+
+def test_a_stop_before_the_first_attempt_gives_no_outcome(smtp_server):
+    rec = Recorder()
+    mailer = smtp_server.mailer(connections=1)
+
+    async def main():
+        stop = Stop.new()
+
+        def attempt(mail):
+            rec.on_attempt(mail)
+            stop.set("stopped by SIGTERM")  # while ada is in flight
+
+        return await mailer.deliver(
+            [make_mail("ada"), make_mail("bob")],
+            on_attempt=attempt,
+            on_outcome=rec.on_outcome,
+            stop=stop,
+        )
+
+    outcomes = asyncio.run(main())
+    assert [(o.mail.recipient, o.status) for o in outcomes] == [("ada@example.org", "sent")]
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["ada@example.org"]]
+
+
+def test_a_refusal_after_a_maybe_delivered_attempt_stays_open(smtp_server):
+    smtp_server.handler.drop(at="data")  # attempt 1: the data went out, no reply
+    smtp_server.handler.refuse("ada@example.org", "550 5.1.1 no such user", times=1, nth=2)
+    rec = Recorder()
+    (outcome,) = asyncio.run(
+        smtp_server.mailer(retries=3).deliver(
+            [make_mail("ada")], on_attempt=rec.on_attempt, on_outcome=rec.on_outcome
+        )
+    )
+    # The first attempt may have been delivered: the digest is not "failed", it is sealed.
+    assert (outcome.status, outcome.unknown, outcome.attempts) == ("pending", True, 2)
+
+
+def test_a_login_refused_on_reconnect_gives_the_tried_mail_an_outcome(smtp_server, monkeypatch):
+    smtp_server.restart(users={"digest": "s3cret"})
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "s3cret")
+    smtp_server.handler.refuse("ada@example.org", "451 4.3.0 later", times=1)
+    rec = Recorder()
+
+    def attempt(mail):
+        rec.on_attempt(mail)
+        smtp_server.handler.users.clear()  # the next login is refused
+
+    mailer = smtp_server.mailer(
+        retries=3,
+        messages_per_connection=1,  # every attempt opens a new connection
+        username="digest",
+        password_env="DIGEST_SMTP_PASSWORD",
+    )
+    try:
+        asyncio.run(mailer.deliver([make_mail("ada")], on_attempt=attempt, on_outcome=rec.on_outcome))
+    except DeliverySetupError as exc:
+        assert "login refused" in str(exc)
+    else:
+        raise AssertionError("the refused login did not stop the run")
+    outcome = rec.outcomes["ada@example.org"]
+    assert (outcome.status, outcome.attempts) == ("pending", 1)
