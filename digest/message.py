@@ -1,17 +1,24 @@
-"""Build the MIME message for a rendered digest.
+"""Build the message for a rendered digest: the wire bytes, sent as they are.
 
     def make_message_id(from_email: str) -> str
-    def build_message(rendered, *, from_addr, to_addr, to_name, message_id, date,
-                      unsubscribe_mailto, unsubscribe_url) -> email.message.EmailMessage
+    def build_wire(rendered, *, from_addr, to_addr, to_name, message_id, date,
+                   unsubscribe_mailto, unsubscribe_url) -> bytes
+    def parse_wire(data: bytes) -> email.message.EmailMessage      # for tests and previews
+    def build_message(...) -> email.message.EmailMessage            # the same, as an object
 
-The message is multipart/alternative (text/plain first, text/html second), UTF-8, built with
-email.policy.SMTP so that as_bytes() gives CRLF line ends and correctly folded headers (with one
-addition: List-Unsubscribe folds between its URIs, see ListUnsubscribeHeader).
+The message is multipart/alternative (text/plain first, text/html second), UTF-8,
+quoted-printable, CRLF line ends, every line at most 78 characters but for a long
+List-Unsubscribe URI (at most 998). build_wire writes the bytes directly: headers are folded by
+email.policy.SMTP's header classes (with one addition: List-Unsubscribe folds between its URIs,
+see ListUnsubscribeHeader) and the bodies are encoded by binascii, which is several times faster
+than flattening an EmailMessage.
 """
 
 from __future__ import annotations
 
+import binascii
 import email.policy
+import hashlib
 import re
 from datetime import UTC, datetime
 from email.headerregistry import (
@@ -21,6 +28,7 @@ from email.headerregistry import (
     UniqueUnstructuredHeader,
 )
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.policy import Policy
 from email.utils import format_datetime, make_msgid, parseaddr
 from urllib.parse import quote
@@ -67,7 +75,7 @@ def make_message_id(from_email: str) -> str:
     return make_msgid(domain=domain)
 
 
-def build_message(
+def build_wire(
     rendered: RenderedDigest,
     *,
     from_addr: str,
@@ -77,13 +85,70 @@ def build_message(
     date: datetime,
     unsubscribe_mailto: str,
     unsubscribe_url: str = "",
-) -> EmailMessage:
-    """The digest as an EmailMessage, ready for SMTP or an .eml file.
+) -> bytes:
+    """The digest as the exact bytes to send (SMTP DATA, or an .eml file).
 
-    `message_id` is reused by the caller when a failed send is retried. `date` is formatted per
-    RFC 5322 (a naive datetime is taken as UTC). A CR or LF in any header value raises
+    The same arguments give the same bytes (the MIME boundary derives from the Message-ID), so
+    a repeated send is byte for byte the first. A CR, LF or NUL in any header value raises
     ValueError: nothing from a config or a page can inject headers.
     """
+    headers = _headers(
+        rendered,
+        from_addr=from_addr,
+        to_addr=to_addr,
+        to_name=to_name,
+        message_id=message_id,
+        date=date,
+        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_url=unsubscribe_url,
+    )
+    boundary = "==digest-" + hashlib.sha256(message_id.encode()).hexdigest()[:24] + "=="
+    out = [
+        POLICY.header_factory(name, value).fold(policy=POLICY)  # type: ignore[attr-defined]
+        for name, value in headers
+    ]
+    out.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n')
+    out.append("\r\n")
+    for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
+        out.append(f"--{boundary}\r\n")
+        out.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n')
+        out.append("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+        out.append(_quoted_printable(body))
+        out.append("\r\n")  # the CRLF before a boundary belongs to the boundary (RFC 2046)
+    out.append(f"--{boundary}--\r\n")
+    return "".join(out).encode("ascii")
+
+
+def parse_wire(data: bytes) -> EmailMessage:
+    """Wire bytes back into an EmailMessage (email.policy.default), e.g. for tests."""
+    parsed = BytesParser(policy=email.policy.default).parsebytes(data)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _quoted_printable(text: str) -> str:
+    """A body as quoted-printable ASCII with CRLF line ends, ending in CRLF."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    # binascii keeps the line ends it is given: CRLF in, CRLF out (soft breaks included).
+    data = text.replace("\n", "\r\n").encode("utf-8")
+    encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).decode("ascii")
+    # A line starting with "." is fine (SMTP dot-stuffs), "From " too (no mbox here).
+    return encoded if encoded.endswith("\r\n") else encoded + "\r\n"
+
+
+def _headers(
+    rendered: RenderedDigest,
+    *,
+    from_addr: str,
+    to_addr: str,
+    to_name: str,
+    message_id: str,
+    date: datetime,
+    unsubscribe_mailto: str,
+    unsubscribe_url: str,
+) -> list[tuple[str, object]]:
     for name, value in (
         ("subject", rendered.subject),
         ("from_addr", from_addr),
@@ -96,31 +161,61 @@ def build_message(
         _check(name, value)
     if date.tzinfo is None:
         date = date.replace(tzinfo=UTC)
-
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = from_addr
-    msg["To"] = Address(display_name=to_name, addr_spec=to_addr)
-    msg["Subject"] = rendered.subject
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id
-    msg["MIME-Version"] = "1.0"
-
+    headers: list[tuple[str, object]] = [
+        ("From", from_addr),
+        ("To", Address(display_name=to_name, addr_spec=to_addr)),
+        ("Subject", rendered.subject),
+        ("Date", format_datetime(date)),
+        ("Message-ID", message_id),
+        ("MIME-Version", "1.0"),
+    ]
     unsubscribe = []
     if unsubscribe_mailto:
         unsubscribe.append(f"<{mailto_unsubscribe(unsubscribe_mailto)}>")
     if unsubscribe_url:
         unsubscribe.append(f"<{quote(unsubscribe_url, safe=_URI_SAFE)}>")
     if unsubscribe:
-        msg["List-Unsubscribe"] = ", ".join(unsubscribe)
+        headers.append(("List-Unsubscribe", ", ".join(unsubscribe)))
     if unsubscribe_url:
         # RFC 8058 one-click: only meaningful with an https URL that accepts the POST.
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     list_domain = parseaddr(from_addr)[1].rpartition("@")[2].strip().lower()
     if list_domain.isascii() and list_domain:
-        msg["List-Id"] = f"<paper-digest.{list_domain}>"
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
+        headers.append(("List-Id", f"<paper-digest.{list_domain}>"))
+    headers.append(("Auto-Submitted", "auto-generated"))
+    headers.append(("X-Auto-Response-Suppress", "OOF, AutoReply"))
+    return headers
 
+
+def build_message(
+    rendered: RenderedDigest,
+    *,
+    from_addr: str,
+    to_addr: str,
+    to_name: str = "",
+    message_id: str,
+    date: datetime,
+    unsubscribe_mailto: str,
+    unsubscribe_url: str = "",
+) -> EmailMessage:
+    """The digest as an EmailMessage (the same headers and parts as build_wire).
+
+    `message_id` is reused by the caller when a failed send is retried. `date` is formatted per
+    RFC 5322 (a naive datetime is taken as UTC). A CR or LF in any header value raises
+    ValueError: nothing from a config or a page can inject headers.
+    """
+    msg = EmailMessage(policy=POLICY)
+    for name, value in _headers(
+        rendered,
+        from_addr=from_addr,
+        to_addr=to_addr,
+        to_name=to_name,
+        message_id=message_id,
+        date=date,
+        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_url=unsubscribe_url,
+    ):
+        msg[name] = value
     msg.set_content(rendered.text, subtype="plain", charset="utf-8")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
     return msg
