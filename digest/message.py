@@ -21,6 +21,7 @@ import email.policy
 import hashlib
 import re
 from datetime import UTC, datetime
+from email.header import Header
 from email.headerregistry import (
     Address,
     BaseHeader,
@@ -102,11 +103,8 @@ def build_wire(
         unsubscribe_mailto=unsubscribe_mailto,
         unsubscribe_url=unsubscribe_url,
     )
-    boundary = "==digest-" + hashlib.sha256(message_id.encode()).hexdigest()[:24] + "=="
-    out = [
-        POLICY.header_factory(name, value).fold(policy=POLICY)  # type: ignore[attr-defined]
-        for name, value in headers
-    ]
+    boundary = "==digest-" + hashlib.sha256(message_id.encode()).hexdigest()[:16] + "=="
+    out = [_fold(name, value) for name, value in headers]
     out.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n')
     out.append("\r\n")
     for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
@@ -117,6 +115,16 @@ def build_wire(
         out.append("\r\n")  # the CRLF before a boundary belongs to the boundary (RFC 2046)
     out.append(f"--{boundary}--\r\n")
     return "".join(out).encode("ascii")
+
+
+def _fold(name: str, value: object) -> str:
+    """One header, folded at 78 with CRLF. A non-ASCII Subject is made of RFC 2047 encoded
+    words only: the stdlib's mixed folding adds a space where it breaks before one."""
+    if name == "Subject" and isinstance(value, str) and not value.isascii():
+        return (
+            f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep="\r\n") + "\r\n"
+        )
+    return str(POLICY.header_factory(name, value).fold(policy=POLICY))  # type: ignore[attr-defined]
 
 
 def parse_wire(data: bytes) -> EmailMessage:
@@ -198,14 +206,13 @@ def build_message(
     unsubscribe_mailto: str,
     unsubscribe_url: str = "",
 ) -> EmailMessage:
-    """The digest as an EmailMessage (the same headers and parts as build_wire).
+    """The digest as an EmailMessage: build_wire's bytes, parsed.
 
     `message_id` is reused by the caller when a failed send is retried. `date` is formatted per
     RFC 5322 (a naive datetime is taken as UTC). A CR or LF in any header value raises
     ValueError: nothing from a config or a page can inject headers.
     """
-    msg = EmailMessage(policy=POLICY)
-    for name, value in _headers(
+    wire = build_wire(
         rendered,
         from_addr=from_addr,
         to_addr=to_addr,
@@ -214,10 +221,14 @@ def build_message(
         date=date,
         unsubscribe_mailto=unsubscribe_mailto,
         unsubscribe_url=unsubscribe_url,
-    ):
-        msg[name] = value
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    )
+    # Parsed with POLICY, as_bytes() gives these very bytes back (no line needs re-folding).
+    msg = BytesParser(policy=POLICY).parsebytes(wire)
+    assert isinstance(msg, EmailMessage)
+    unsubscribe = msg["List-Unsubscribe"]
+    if unsubscribe is not None:
+        # As a header object it folds itself, also under another policy (aiosmtplib's).
+        msg.replace_header("List-Unsubscribe", unsubscribe)
     return msg
 
 

@@ -34,6 +34,7 @@ from digest.rank import rank_papers
 from digest.render import render_digest
 from digest.sources import SourceResult, Validators, fetch_all, make_client, merge_papers
 from digest.store import Store, utc_now
+from digest.trending import trending_for, trending_pool
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +138,17 @@ async def run_digest(
             client = await stack.enter_async_context(make_client())
         run_id = store.start_run(command, now=now)
         try:
-            await _gather_papers(
+            new_papers = await _gather_papers(
                 config, store, client, report, now, backoff=fetch_backoff, retries=fetch_retries
             )
+            trending = trending_pool(new_papers)  # once per run, not per subscriber
             upto_seq = store.max_seq()
             mails = []
             for sub in subscribers:
                 try:
-                    mail = _compose(config, store, sub, options, upto_seq, now, report)
+                    mail = _compose(
+                        config, store, sub, options, upto_seq, now, report, trending=trending
+                    )
                 except Exception as exc:  # one subscriber's digest must not stop the others
                     log.info("composing the digest of %s failed", sub.email, exc_info=True)
                     report.subscribers.append(
@@ -184,7 +188,8 @@ async def _gather_papers(
     *,
     backoff: float,
     retries: int,
-) -> None:
+) -> list[Paper]:
+    """Fetch, merge and record; returns the papers first seen in this run."""
     known: dict[str, Validators] = {}
     for source in config.sources:
         state = store.source_state(source.name)
@@ -223,6 +228,7 @@ async def _gather_papers(
         for r in healthy
     }
     report.new_papers = store.record_papers(papers, now=now, validators=validators)
+    return [p for p in papers if p.id not in stored]
 
 
 def _compose(
@@ -233,6 +239,8 @@ def _compose(
     upto_seq: int,
     now: datetime,
     report: RunReport,
+    *,
+    trending: Sequence[Paper] = (),
 ) -> OutgoingMail | None:
     """Decide and build this subscriber's digest; record it as pending in the send log."""
     day = (options.digest_date or now.astimezone(sub.tz).date()).isoformat()
@@ -282,9 +290,11 @@ def _compose(
         candidates_count=len(candidates),
         unsubscribe_mailto=unsubscribe_mailto,
         unsubscribe_url=unsubscribe_url,
+        profile=sorted(sub.keywords.items(), key=lambda kv: -kv[1]),
+        trending=trending_for(trending, (r.paper.id for r in ranked)),
     )
     message = build_message(
-        render_digest(content),
+        render_digest(content, config.digest.templates),
         from_addr=config.digest.from_addr,
         to_addr=sub.email,
         to_name=sub.name,

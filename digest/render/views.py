@@ -180,6 +180,7 @@ class Entry:
     title: str
     title_html: Markup
     url: str
+    page: str  # the title's link when no button has it (the plain text lists it as "Page:")
     meta: list[str]  # "University of Oxford", "▲ 42", "3 comments", "★ 120"
     authors: list[Author]
     et_al: bool
@@ -214,6 +215,7 @@ def entry(paper: CleanPaper, reasons: Why, links: PaperLinks, level: Level) -> E
         title=paper.title,
         title_html=mark_terms(paper.title, reasons.title_terms, stems=reasons.stems),
         url=paper.url,
+        page="" if any(link.url == paper.url for link in paper.links) else paper.url,
         meta=meta,
         authors=[Author(a, a.casefold() in reasons.followed) for a in shown],
         et_al=len(paper.authors) > len(shown) > 0,
