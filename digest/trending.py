@@ -1,4 +1,4 @@
-""""Trending today": the day's most upvoted new papers, for readers who did not get them."""
+""" "Trending today": the day's most upvoted new papers, for readers who did not get them."""
 
 from __future__ import annotations
 

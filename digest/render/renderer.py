@@ -90,7 +90,7 @@ class Renderer:
         parts = list(zip(papers, reasons, links, strict=True))
 
         text_papers = [
-            (n, _number(self._paper_fragment(p, w, ln, LEVELS[0], text=True), n))
+            (n, _number(self._paper_fragment(p, w, ln, LEVELS[0], text=True), n, text=True))
             for n, (p, w, ln) in enumerate(parts, 1)
         ]
         text = self._digest_text.render(base, papers=text_papers)
@@ -98,7 +98,12 @@ class Renderer:
         html = ""
         for level in LEVELS:
             html_papers = [
-                (n, Markup(_number(self._paper_fragment(p, w, ln, level, text=False), n)))
+                (
+                    n,
+                    Markup(
+                        _number(self._paper_fragment(p, w, ln, level, text=False), n, text=False)
+                    ),
+                )
                 for n, (p, w, ln) in enumerate(parts, 1)
             ]
             html = _squeeze(self._digest_html.render(base, papers=html_papers))
@@ -147,9 +152,10 @@ def _topic(ranked: RankedPaper) -> str:
     return ""
 
 
-def _number(fragment: str, n: int) -> str:
-    # "3. " keeps the width of "12." so the plain text's hanging indent stays aligned.
-    return fragment.replace(NUMBER + ".", f"{n}." if n >= 10 else f"{n}. ").replace(NUMBER, str(n))
+def _number(fragment: str, n: int, *, text: bool) -> str:
+    if text:  # "3. " keeps the width of "12." so the hanging indent stays aligned
+        fragment = fragment.replace(NUMBER + ".", f"{n}." if n >= 10 else f"{n}. ")
+    return fragment.replace(NUMBER, str(n))
 
 
 def _squeeze(html: str) -> str:

@@ -162,6 +162,7 @@ class Level:
     abstract_chars: int
     summary: bool
     authors: int
+    buttons: bool = True
 
 
 LEVELS = (
@@ -169,6 +170,7 @@ LEVELS = (
     Level(180, True, MAX_AUTHORS),
     Level(0, True, 3),
     Level(0, False, 2),
+    Level(0, False, 0, buttons=False),  # past 30 papers: title, meta and reasons only
 )
 
 
@@ -224,7 +226,7 @@ def entry(paper: CleanPaper, reasons: Why, links: PaperLinks, level: Level) -> E
         abstract=abstract,
         abstract_html=mark_terms(abstract, reasons.abstract_terms, stems=reasons.stems),
         abstract_cut=cut,
-        links=list(paper.links),
+        links=list(paper.links) if level.buttons else [],
         more_like_this=safe_url(links.more),
         less_like_this=safe_url(links.less),
     )
