@@ -86,59 +86,23 @@ def test_local_source_path_is_relative_to_the_config(tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (
-            "[digest]\nmax_paper = 3\n",
-            "[digest]: unknown key 'max_paper' (fix: did you mean 'max_papers'?)",
-        ),
-        (
-            '[[subscriber]]\nemail = "a@example.org"\nkeyword = ["x"]\n',
-            "[[subscriber]] #1 (a@example.org): unknown key 'keyword'",
-        ),
-        (
-            '[[subscriber]]\nemail = "not-an-email"\n',
-            "[[subscriber]] #1: email = 'not-an-email' is not an email address",
-        ),
-        (
-            '[[subscriber]]\nemail = "a@example.org"\nsend_at = "7am"\n',
-            "send_at = '7am' is not a time",
-        ),
-        (
-            '[[subscriber]]\nemail = "a@example.org"\nsend_at = "24:00"\n',
-            "send_at = '24:00' is not a time",
-        ),
-        (
-            '[[subscriber]]\nemail = "a@example.org"\ntimezone = "Mars/Olympus"\n',
-            "timezone = 'Mars/Olympus' is not a known time zone",
-        ),
-        (
-            '[delivery]\nhost = "m.example.org"\nport = 70000\n',
-            "[delivery]: port = 70000 is out of range",
-        ),
+        ('[digest]\nmax_paper = 3\n', "[digest]: unknown key 'max_paper' (fix: did you mean 'max_papers'?)"),
+        ('[[subscriber]]\nemail = "a@example.org"\nkeyword = ["x"]\n', "[[subscriber]] #1 (a@example.org): unknown key 'keyword'"),
+        ('[[subscriber]]\nemail = "not-an-email"\n', "[[subscriber]] #1: email = 'not-an-email' is not an email address"),
+        ('[[subscriber]]\nemail = "a@example.org"\nsend_at = "7am"\n', "send_at = '7am' is not a time"),
+        ('[[subscriber]]\nemail = "a@example.org"\nsend_at = "24:00"\n', "send_at = '24:00' is not a time"),
+        ('[[subscriber]]\nemail = "a@example.org"\ntimezone = "Mars/Olympus"\n', "timezone = 'Mars/Olympus' is not a known time zone"),
+        ('[delivery]\nhost = "m.example.org"\nport = 70000\n', "[delivery]: port = 70000 is out of range"),
         ('[delivery]\nhost = "m.example.org"\nport = "587"\n', "port must be a whole number"),
-        (
-            '[delivery]\nhost = "m.example.org"\npassword = "x"\n',
-            "password must not be in the config file",
-        ),
-        (
-            '[delivery]\nhost = "m.example.org"\nsecurity = "ssl"\n',
-            "security = 'ssl' is not one of starttls, tls, none",
-        ),
+        ('[delivery]\nhost = "m.example.org"\npassword = "x"\n', "password must not be in the config file"),
+        ('[delivery]\nhost = "m.example.org"\nsecurity = "ssl"\n', "security = 'ssl' is not one of starttls, tls, none"),
         ('[delivery]\nmethod = "smtp"\n', 'method = "smtp" needs host'),
-        (
-            '[[source]]\ntype = "rss"\nurl = "https://x.org/f"\n',
-            "[[source]] #1: type = 'rss' is not one of hf-papers, hf-api, feed",
-        ),
+        ('[[source]]\ntype = "rss"\nurl = "https://x.org/f"\n', "[[source]] #1: type = 'rss' is not one of hf-papers, hf-api, feed"),
         ('[[source]]\ntype = "feed"\n', "[[source]] #1: url is missing"),
-        (
-            '[[subscriber]]\nemail = "a@example.org"\nkeywords = { GNN = -1 }\n',
-            "weight of 'GNN' must be a positive number",
-        ),
-        (
-            '[[subscriber]]\nemail = "a@example.org"\n[[subscriber]]\nemail = "A@example.org"\n',
-            "is listed twice",
-        ),
+        ('[[subscriber]]\nemail = "a@example.org"\nkeywords = { GNN = -1 }\n', "weight of 'GNN' must be a positive number"),
+        ('[[subscriber]]\nemail = "a@example.org"\n[[subscriber]]\nemail = "A@example.org"\n', "is listed twice"),
         ('[digest]\nfrom = "nobody"\n', "from = 'nobody' is not an email address"),
-        ("[digest\n", "invalid TOML"),
+        ('[digest\n', "invalid TOML"),
         ('colour = "blue"\n', "top level: unknown key 'colour'"),
     ],
 )

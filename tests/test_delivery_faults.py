@@ -107,11 +107,8 @@ def test_a_refused_login_stops_the_run_and_the_next_run_delivers(
         assert {d.status for d in store.digests()} == {"pending"}
 
     monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "s3cret")
-    report = send_now(
-        config,
-        RunOptions(),
-        mailer=smtp_server.mailer(username="digest", password_env="DIGEST_SMTP_PASSWORD"),
-    )
+    report = send_now(config, RunOptions(), mailer=smtp_server.mailer(
+        username="digest", password_env="DIGEST_SMTP_PASSWORD"))
     assert report.exit_code == 0
     assert sorted(recipients(smtp_server)) == sorted(PEOPLE)
 
@@ -138,7 +135,9 @@ def test_a_failed_send_never_advances_the_watermark(tmp_path, smtp_server):
         assert store.watermark("bob@example.org") == store.max_seq()
     smtp_server.handler.clear_faults()
     # Two days later, a new date: ada's digest now carries the papers she never received.
-    later = send_now(config, RunOptions(now=NOW + timedelta(days=2)), mailer=smtp_server.mailer())
+    later = send_now(
+        config, RunOptions(now=NOW + timedelta(days=2)), mailer=smtp_server.mailer()
+    )
     ada = next(s for s in later.subscribers if s.email == "ada@example.org")
     assert ada.status == "sent" and len(ada.papers) == 4
     assert next(s for s in later.subscribers if s.email == "bob@example.org").status == (

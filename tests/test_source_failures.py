@@ -68,12 +68,7 @@ def two_sources(tmp_path, http_server, smtp_server):
             tmp_path / "digest.toml",
             sources=[
                 {"type": "hf-papers", "url": http_server.url("/papers")},
-                {
-                    "type": "feed",
-                    "url": http_server.url("/rss/cs.LG"),
-                    "name": "arxiv-lg",
-                    "timeout": 1,
-                },
+                {"type": "feed", "url": http_server.url("/rss/cs.LG"), "name": "arxiv-lg", "timeout": 1},
             ],
             subscribers=[{"email": "ada@example.org", "max_papers": 50}],
             delivery={"method": "smtp", "host": "127.0.0.1", "port": 25, "security": "none"},
