@@ -74,6 +74,9 @@ def test_mark_terms_escapes_and_never_marks_inside_an_entity() -> None:
     assert ">LLM agents</mark>" in marked and ">rl</mark>" in marked
 
 
-def test_mark_terms_stems_for_profile_terms() -> None:
-    assert mark_terms("agents", ["agent"]).count("<mark") == 0
-    assert ">agents</mark>" in mark_terms("agents", ["agent"], stems=True)
+def test_mark_terms_marks_the_whole_word_it_starts() -> None:
+    assert ">agents</mark>" in mark_terms("agents", ["agent"])
+    assert ">Language Models</mark> (LLMs)" in mark_terms(
+        "Language Models (LLMs)", ["language model"]
+    )
+    assert "<mark" not in mark_terms("reagents", ["agent"])

@@ -18,14 +18,15 @@ _OPEN = Markup('<mark class="hl" style="background:#fef08a;color:inherit">')
 _CLOSE = Markup("</mark>")
 
 
-def mark_terms(text: str, terms: Iterable[str], *, stems: bool = False) -> Markup:
+def mark_terms(text: str, terms: Iterable[str]) -> Markup:
     """`text` escaped, with each case-insensitive occurrence of a term in <mark>.
 
-    Terms match whole words; with `stems`, a term also marks the rest of the word it starts
-    ("agent" marks "agents"), for profile terms that were not found as spelled.
+    A term matches at the start of a word and marks the rest of that word too ("Language
+    Model" marks "Language Models", "agent" marks "agents"), so a stemmed or profile spelling
+    still marks what the reader sees; it never matches inside a word ("RL" in "URL").
     """
     key = tuple(sorted({t.strip() for t in terms if t.strip()}, key=lambda t: (-len(t), t)))
-    pattern = _pattern(key, stems) if key else None
+    pattern = _pattern(key) if key else None
     if pattern is None:
         return escape(text)
     out: list[str] = []
@@ -41,11 +42,11 @@ def mark_terms(text: str, terms: Iterable[str], *, stems: bool = False) -> Marku
 
 
 @functools.lru_cache(maxsize=4096)
-def _pattern(terms: tuple[str, ...], stems: bool) -> re.Pattern[str] | None:
+def _pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     parts = []
     for term in terms:
         body = re.escape(term).replace(r"\ ", r"\s+")
         head = r"(?<!\w)" if re.match(r"\w", term) else ""
-        tail = (r"\w*" if stems else r"(?!\w)") if re.search(r"\w$", term) else ""
+        tail = r"\w*" if re.search(r"\w$", term) else ""
         parts.append(head + body + tail)
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None

@@ -110,7 +110,6 @@ class Why:
     line: str  # "title: LLM agents · abstract: reasoning · close to a paper you liked"
     title_terms: tuple[str, ...]
     abstract_terms: tuple[str, ...]
-    stems: bool  # terms are profile terms (fallback), not the exact spellings found
     followed: frozenset[str]  # casefolded names of followed authors
 
 
@@ -126,9 +125,7 @@ def why(ranked: RankedPaper, paper: CleanPaper) -> Why:
                 texts.append(text)
             if reason.where in _HIGHLIGHTED:
                 terms[reason.where] += [clean(t, 120) for t in reason.terms]
-        return Why(
-            " · ".join(texts), tuple(terms["title"]), tuple(terms["abstract"]), False, followed
-        )
+        return Why(" · ".join(texts), tuple(terms["title"]), tuple(terms["abstract"]), followed)
     parts: list[str] = []
     seen: set[str] = set()
     title, abstract = paper.title.casefold(), paper.abstract.casefold()
@@ -146,7 +143,7 @@ def why(ranked: RankedPaper, paper: CleanPaper) -> Why:
             seen.add(label.casefold())
             parts.append(label)
     terms_ = tuple(t for t in matched if t and t.casefold() not in followed)
-    return Why(" · ".join(parts), terms_, terms_, True, followed)
+    return Why(" · ".join(parts), terms_, terms_, followed)
 
 
 @dataclass(frozen=True)
@@ -215,7 +212,7 @@ def entry(paper: CleanPaper, reasons: Why, links: PaperLinks, level: Level) -> E
     return Entry(
         id=paper.id,
         title=paper.title,
-        title_html=mark_terms(paper.title, reasons.title_terms, stems=reasons.stems),
+        title_html=mark_terms(paper.title, reasons.title_terms),
         url=paper.url,
         page="" if any(link.url == paper.url for link in paper.links) else paper.url,
         meta=meta,
@@ -224,7 +221,7 @@ def entry(paper: CleanPaper, reasons: Why, links: PaperLinks, level: Level) -> E
         summary=paper.summary if level.summary else "",
         why=reasons.line,
         abstract=abstract,
-        abstract_html=mark_terms(abstract, reasons.abstract_terms, stems=reasons.stems),
+        abstract_html=mark_terms(abstract, reasons.abstract_terms),
         abstract_cut=cut,
         links=list(paper.links) if level.buttons else [],
         more_like_this=safe_url(links.more),
