@@ -46,6 +46,7 @@ class Renderer:
         self._papers: dict[tuple[object, ...], CleanPaper] = {}
         self._html: dict[tuple[object, ...], str] = {}
         self._text: dict[tuple[object, ...], str] = {}
+        self._whys: dict[tuple[object, ...], Why] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as its settings: a worker process builds its own templates and caches.
@@ -55,7 +56,7 @@ class Renderer:
 
     def render(self, content: DigestContent) -> RenderedDigest:
         papers = [self.clean(r.paper) for r in content.papers]
-        reasons = [why(r, p) for r, p in zip(content.papers, papers, strict=True)]
+        reasons = [self._why(r, p) for r, p in zip(content.papers, papers, strict=True)]
         titles = [p.title for p in papers]
         ranked = bool(content.profile) or any(r.matched or r.reasons for r in content.papers)
         topics = words.topic_counts([_topic(r) for r in content.papers])
@@ -122,6 +123,16 @@ class Renderer:
         return cleaned
 
     # --- pieces ------------------------------------------------------------------------------
+
+    def _why(self, ranked: RankedPaper, paper: CleanPaper) -> Why:
+        # Readers with the same profile get the same reasons: clean them once.
+        key = (paper, tuple(ranked.reasons), tuple(ranked.matched), tuple(ranked.followed_authors))
+        found = self._whys.get(key)
+        if found is None:
+            if len(self._whys) >= CACHE_ENTRIES:
+                self._whys.clear()
+            found = self._whys[key] = why(ranked, paper)
+        return found
 
     def _paper_fragment(
         self, paper: CleanPaper, reasons: Why, links: PaperLinks, level: Level, *, text: bool
