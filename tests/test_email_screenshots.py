@@ -31,7 +31,8 @@ ARGS = [
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+    not CHROMIUM.exists(),
+    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
 )
 
 
@@ -52,7 +53,9 @@ def digests() -> dict[str, str]:
     renderer = Renderer()
     papers = load_papers()
     real = make_content(papers[:15], candidates=30, trending=papers[15:])
-    hostile = make_content(hostile_papers(30), matched=["attention", "Hostile"], trending=papers[:4])
+    hostile = make_content(
+        hostile_papers(30), matched=["attention", "Hostile"], trending=papers[:4]
+    )
     return {"real": renderer.render(real).html, "hostile": renderer.render(hostile).html}
 
 
