@@ -109,8 +109,9 @@ def build_wire(
     for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
         out.append(f"--{boundary}\r\n")
         out.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n')
-        out.append("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        out.append(_quoted_printable(body))
+        encoding, encoded = _encode_body(body)
+        out.append(f"Content-Transfer-Encoding: {encoding}\r\n\r\n")
+        out.append(encoded)
         out.append("\r\n")  # the CRLF before a boundary belongs to the boundary (RFC 2046)
     out.append(f"--{boundary}--\r\n")
     return "".join(out).encode("ascii")
@@ -171,16 +172,25 @@ def parse_wire(data: bytes) -> EmailMessage:
     return parsed
 
 
-def _quoted_printable(text: str) -> str:
-    """A body as quoted-printable ASCII with CRLF line ends, ending in CRLF."""
+def _encode_body(text: str) -> tuple[str, str]:
+    """A body as ASCII with CRLF line ends, ending in CRLF: quoted-printable (readable, the
+    usual case), or base64 when that is shorter (text mostly in non-Latin scripts, where
+    quoted-printable would triple every byte)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
     # binascii keeps the line ends it is given: CRLF in, CRLF out (soft breaks included).
     data = text.replace("\n", "\r\n").encode("utf-8")
     encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).decode("ascii")
+    base64_size = (len(data) + 2) // 3 * 4 * 78 // 76
+    if len(encoded) > base64_size:
+        lines = [
+            binascii.b2a_base64(data[i : i + 57], newline=False).decode("ascii")
+            for i in range(0, len(data), 57)
+        ]
+        return "base64", "\r\n".join(lines) + "\r\n"
     # A line starting with "." is fine (SMTP dot-stuffs), "From " too (no mbox here).
-    return encoded if encoded.endswith("\r\n") else encoded + "\r\n"
+    return "quoted-printable", encoded if encoded.endswith("\r\n") else encoded + "\r\n"
 
 
 def _headers(

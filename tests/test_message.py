@@ -305,3 +305,18 @@ def test_wire_is_deterministic_and_equals_the_flattened_message(rendered: Render
 def test_wire_rejects_header_injection(rendered: RenderedDigest) -> None:
     with pytest.raises(ValueError):
         wire_for(rendered, to_name="Ada\r\nBcc: victim@example.net")
+
+
+def test_a_body_mostly_in_another_script_goes_as_base64() -> None:
+    title = "注意力机制的高效推理：一种新的稀疏方法" * 3
+    paper = Paper(id="2606.00009", title=title, abstract="我们提出了一种新方法。" * 60)
+    rendered = render_digest(make_content([paper], name="李雷"))
+    raw = wire_for(rendered, to_name="李雷")
+    parsed = parse_wire(raw)
+    text, html = parsed.iter_parts()
+    assert text["Content-Transfer-Encoding"] == "base64"
+    assert text.get_content().replace("\r\n", "\n") == rendered.text
+    assert html.get_content().replace("\r\n", "\n") == rendered.html
+    assert all(len(line) <= 78 or b"unsubscribe" in line for line in raw.split(b"\r\n"))
+    assert parsed["Subject"] == rendered.subject
+    assert build_message(rendered, **{**WIRE_ARGS, "to_name": "李雷"}).as_bytes() == raw  # type: ignore[arg-type]
