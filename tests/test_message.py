@@ -320,3 +320,25 @@ def test_a_body_mostly_in_another_script_goes_as_base64() -> None:
     assert all(len(line) <= 78 or b"unsubscribe" in line for line in raw.split(b"\r\n"))
     assert parsed["Subject"] == rendered.subject
     assert build_message(rendered, **{**WIRE_ARGS, "to_name": "李雷"}).as_bytes() == raw  # type: ignore[arg-type]
+
+
+def test_thirty_papers_in_another_script_stay_under_the_clip_as_sent() -> None:
+    papers = [
+        Paper(
+            id=f"2606.{20000 + i}",
+            title="注意力机制的高效推理：一种新的稀疏方法" * 4,
+            abstract="我们提出了一种新方法，它在多个基准上取得了更好的结果。" * 30,
+            ai_summary="一种新的稀疏注意力方法，显著降低推理成本并保持准确率。" * 3,
+            authors=["李雷", "韩梅梅", "王小明", "张伟"],
+            url=f"https://huggingface.co/papers/2606.{20000 + i}",
+        )
+        for i in range(30)
+    ]
+    rendered = render_digest(make_content(papers, matched=["注意力"]))
+    parsed = parse_wire(wire_for(rendered))
+    html = parsed.get_body(("html",))
+    assert html is not None
+    encoded = html.get_payload(decode=False)
+    assert isinstance(encoded, str)
+    assert len(encoded.encode("ascii")) < 102 * 1024
+    assert len(html.get_content().encode("utf-8")) < 102 * 1024

@@ -20,9 +20,10 @@ from digest.render.clean import clean, safe_url
 from digest.render.templating import make_environment
 from digest.render.views import LEVELS, CleanPaper, Level, Why, clean_paper, entry, paper_key, why
 
-# Gmail clips messages whose HTML is larger than about 102 KB. Stay under it with room for the
-# quoted-printable transfer encoding (each "=" becomes "=3D", plus soft line breaks).
+# Gmail clips messages whose HTML is larger than about 102 KB. Stay under it as UTF-8, and as
+# sent: quoted-printable ("=" becomes "=3D", non-ASCII bytes triple) or base64 (4/3).
 HTML_BUDGET_BYTES = 80_000
+WIRE_BUDGET_BYTES = 100_000
 TRENDING_MAX = 5
 CACHE_ENTRIES = 20_000  # per cache; cleared when full (a run has a few hundred papers)
 
@@ -108,7 +109,7 @@ class Renderer:
                 for n, (p, w, ln) in enumerate(parts, 1)
             ]
             html = _squeeze(self._digest_html.render(base, papers=html_papers))
-            if len(html.encode("utf-8")) <= HTML_BUDGET_BYTES:
+            if _fits(html):
                 break
         return RenderedDigest(subject=subject, text=text, html=html, preheader=preheader)
 
@@ -167,6 +168,17 @@ def _number(fragment: str, n: int, *, text: bool) -> str:
     if text:  # "3. " keeps the width of "12." so the hanging indent stays aligned
         fragment = fragment.replace(NUMBER + ".", f"{n}." if n >= 10 else f"{n}. ")
     return fragment.replace(NUMBER, str(n))
+
+
+def _fits(html: str) -> bool:
+    """Under the budget as UTF-8 and, estimated, as the message's transfer encoding."""
+    data = html.encode("utf-8")
+    if len(data) > HTML_BUDGET_BYTES:
+        return False
+    non_ascii = len(data) - len(html.encode("ascii", "ignore"))
+    quoted = len(data) + 2 * (html.count("=") + non_ascii) + 3 * len(data) // 76
+    base64 = (len(data) + 2) // 3 * 4 * 78 // 76
+    return min(quoted, base64) <= WIRE_BUDGET_BYTES
 
 
 def _squeeze(html: str) -> str:
