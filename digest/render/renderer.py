@@ -25,7 +25,7 @@ from digest.render.views import LEVELS, CleanPaper, Level, Why, clean_paper, ent
 HTML_BUDGET_BYTES = 92_000
 WIRE_BUDGET_BYTES = 95_000
 TRENDING_MAX = 5
-CACHE_ENTRIES = 20_000  # per cache; cleared when full (a run has a few hundred papers)
+CACHE_ENTRIES = 5_000  # per cache, cleared when full: a few hundred papers × a few reason sets
 
 # Stands for a paper's number in its cached fragments; filled in per digest. Control characters
 # never survive cleaning, so page data cannot contain it (and these two are not whitespace).
