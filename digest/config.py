@@ -49,6 +49,7 @@ class DigestSettings:
     unsubscribe_mailto: str = ""  # "" means: the From address
     unsubscribe_url: str = ""
     upvote_boost: float = 0.0  # score added per log2(1 + upvotes); 0 = upvotes only break ties
+    templates: Path | None = None  # a folder whose email templates override the shipped ones
 
     @property
     def from_email(self) -> str:
@@ -269,6 +270,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
             "unsubscribe_mailto",
             "unsubscribe_url",
             "upvote_boost",
+            "templates",
         },
     )
     default_from = "Paper Digest <digest@localhost.localdomain>"
@@ -296,7 +298,23 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
         unsubscribe_mailto=mailto.removeprefix("mailto:"),
         unsubscribe_url=url,
         upvote_boost=_float(ctx, place, t, "upvote_boost", 0.0, minimum=0.0, maximum=100.0),
+        templates=_templates_dir(ctx, place, t, base),
     )
+
+
+def _templates_dir(ctx: _Context, place: str, t: Mapping[str, Any], base: Path) -> Path | None:
+    """[digest] templates: a folder (relative to the config file) that must exist."""
+    value = _str(ctx, place, t, "templates", "")
+    if not value:
+        return None
+    folder = base / value
+    if not folder.is_dir():
+        raise ctx.error(
+            place,
+            f"templates = {value!r}: no such folder ({folder})",
+            fix="create the folder, or remove the key to use the shipped templates",
+        )
+    return folder
 
 
 def _parse_source(ctx: _Context, place: str, t: Mapping[str, Any], base: Path) -> SourceConfig:

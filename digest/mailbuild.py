@@ -19,8 +19,9 @@ import os
 import signal
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
-from digest.message import build_message
+from digest.message import build_wire
 from digest.models import DigestContent
 from digest.render import render_digest
 
@@ -38,12 +39,14 @@ class MailHeaders:
     date: datetime
     unsubscribe_mailto: str = ""
     unsubscribe_url: str = ""
+    templates_dir: Path | None = None  # [digest] templates: overrides of the shipped ones
 
 
 def build_mail(content: DigestContent, headers: MailHeaders) -> bytes:
-    """The whole message as it goes on the wire (CRLF line endings), built once."""
-    message = build_message(
-        render_digest(content),
+    """The whole message as it goes on the wire (CRLF line endings), built once. Each process
+    keeps one Renderer per templates folder, so templates are loaded and inlined once."""
+    return build_wire(
+        render_digest(content, headers.templates_dir),
         from_addr=headers.from_addr,
         to_addr=headers.to_addr,
         to_name=headers.to_name,
@@ -52,7 +55,6 @@ def build_mail(content: DigestContent, headers: MailHeaders) -> bytes:
         unsubscribe_mailto=headers.unsubscribe_mailto,
         unsubscribe_url=headers.unsubscribe_url,
     )
-    return message.as_bytes()  # its policy: SMTP (CRLF, folded headers)
 
 
 def _die_with_parent() -> None:

@@ -1,17 +1,24 @@
-"""Build the MIME message for a rendered digest.
+"""Build the message for a rendered digest: the wire bytes, sent as they are.
 
     def make_message_id(from_email: str) -> str
-    def build_message(rendered, *, from_addr, to_addr, to_name, message_id, date,
-                      unsubscribe_mailto, unsubscribe_url) -> email.message.EmailMessage
+    def build_wire(rendered, *, from_addr, to_addr, to_name, message_id, date,
+                   unsubscribe_mailto, unsubscribe_url) -> bytes
+    def parse_wire(data: bytes) -> email.message.EmailMessage      # for tests and previews
+    def build_message(...) -> email.message.EmailMessage            # the same, as an object
 
-The message is multipart/alternative (text/plain first, text/html second), UTF-8, built with
-email.policy.SMTP so that as_bytes() gives CRLF line ends and correctly folded headers (with one
-addition: List-Unsubscribe folds between its URIs, see ListUnsubscribeHeader).
+The message is multipart/alternative (text/plain first, text/html second), UTF-8,
+quoted-printable, CRLF line ends, every line at most 78 characters but for a long
+List-Unsubscribe URI (at most 998). build_wire writes the bytes directly: headers are folded by
+email.policy.SMTP's header classes (with one addition: List-Unsubscribe folds between its URIs,
+see ListUnsubscribeHeader) and the bodies are encoded by binascii, which is several times faster
+than flattening an EmailMessage.
 """
 
 from __future__ import annotations
 
+import binascii
 import email.policy
+import hashlib
 import re
 from datetime import UTC, datetime
 from email.headerregistry import (
@@ -21,6 +28,7 @@ from email.headerregistry import (
     UniqueUnstructuredHeader,
 )
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.policy import Policy
 from email.utils import format_datetime, make_msgid, parseaddr
 from urllib.parse import quote
@@ -67,7 +75,7 @@ def make_message_id(from_email: str) -> str:
     return make_msgid(domain=domain)
 
 
-def build_message(
+def build_wire(
     rendered: RenderedDigest,
     *,
     from_addr: str,
@@ -77,13 +85,125 @@ def build_message(
     date: datetime,
     unsubscribe_mailto: str,
     unsubscribe_url: str = "",
-) -> EmailMessage:
-    """The digest as an EmailMessage, ready for SMTP or an .eml file.
+) -> bytes:
+    """The digest as the exact bytes to send (SMTP DATA, or an .eml file).
 
-    `message_id` is reused by the caller when a failed send is retried. `date` is formatted per
-    RFC 5322 (a naive datetime is taken as UTC). A CR or LF in any header value raises
+    The same arguments give the same bytes (the MIME boundary derives from the Message-ID), so
+    a repeated send is byte for byte the first. A CR, LF or NUL in any header value raises
     ValueError: nothing from a config or a page can inject headers.
     """
+    headers = _headers(
+        rendered,
+        from_addr=from_addr,
+        to_addr=to_addr,
+        to_name=to_name,
+        message_id=message_id,
+        date=date,
+        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_url=unsubscribe_url,
+    )
+    boundary = "==digest-" + hashlib.sha256(message_id.encode()).hexdigest()[:16] + "=="
+    out = [_fold(name, value) for name, value in headers]
+    out.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n')
+    out.append("\r\n")
+    for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
+        out.append(f"--{boundary}\r\n")
+        out.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n')
+        encoding, encoded = _encode_body(body)
+        out.append(f"Content-Transfer-Encoding: {encoding}\r\n\r\n")
+        out.append(encoded)
+        out.append("\r\n")  # the CRLF before a boundary belongs to the boundary (RFC 2046)
+    out.append(f"--{boundary}--\r\n")
+    return "".join(out).encode("ascii")
+
+
+# Headers whose value is written as it is when short and plain ASCII (no folding, no words that
+# could read as RFC 2047); the address headers always go through the header registry.
+_PLAIN = frozenset(
+    {"Subject", "Date", "Message-ID", "MIME-Version", "List-Unsubscribe-Post", "List-Id",
+     "Auto-Submitted", "X-Auto-Response-Suppress"}
+)  # fmt: skip
+_WORD_BYTES = 45  # UTF-8 bytes per encoded word: " =?utf-8?b?" + 60 base64 + "?=" fits a line
+
+
+def _fold(name: str, value: object) -> str:
+    """One header, folded at 78 with CRLF."""
+    if (
+        name in _PLAIN
+        and isinstance(value, str)
+        and value.isascii()
+        and len(name) + 2 + len(value) <= 78
+        and "=?" not in value
+    ):
+        return f"{name}: {value}\r\n"
+    if name == "Subject" and isinstance(value, str) and not value.isascii():
+        # The first word shares its line with the name: fewer bytes, so it fits in 78 too.
+        first = (78 - len(name) - 2 - len("=?utf-8?b??=")) * 3 // 4
+        return f"{name}: " + _encoded_words(value, first) + "\r\n"
+    return str(POLICY.header_factory(name, value).fold(policy=POLICY))  # type: ignore[attr-defined]
+
+
+def _encoded_words(value: str, first: int) -> str:
+    """The value as RFC 2047 base64 words, one per line. (The stdlib's folding of mixed text
+    and encoded words adds a space where it breaks before a word; it is also slow.)"""
+    words: list[str] = []
+    chunk: list[bytes] = []
+    size = 0
+    for char in value:
+        data = char.encode("utf-8")
+        if size + len(data) > (_WORD_BYTES if words else first):
+            words.append(_b_word(b"".join(chunk)))
+            chunk, size = [], 0
+        chunk.append(data)
+        size += len(data)
+    if chunk:
+        words.append(_b_word(b"".join(chunk)))
+    return "\r\n ".join(words)
+
+
+def _b_word(data: bytes) -> str:
+    return "=?utf-8?b?" + binascii.b2a_base64(data, newline=False).decode("ascii") + "?="
+
+
+def parse_wire(data: bytes) -> EmailMessage:
+    """Wire bytes back into an EmailMessage (email.policy.default), e.g. for tests."""
+    parsed = BytesParser(policy=email.policy.default).parsebytes(data)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _encode_body(text: str) -> tuple[str, str]:
+    """A body as ASCII with CRLF line ends, ending in CRLF: quoted-printable (readable, the
+    usual case), or base64 when that is shorter (text mostly in non-Latin scripts, where
+    quoted-printable would triple every byte)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    # binascii keeps the line ends it is given: CRLF in, CRLF out (soft breaks included).
+    data = text.replace("\n", "\r\n").encode("utf-8")
+    encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).decode("ascii")
+    base64_size = (len(data) + 2) // 3 * 4 * 78 // 76
+    if len(encoded) > base64_size:
+        lines = [
+            binascii.b2a_base64(data[i : i + 57], newline=False).decode("ascii")
+            for i in range(0, len(data), 57)
+        ]
+        return "base64", "\r\n".join(lines) + "\r\n"
+    # A line starting with "." is fine (SMTP dot-stuffs), "From " too (no mbox here).
+    return "quoted-printable", encoded if encoded.endswith("\r\n") else encoded + "\r\n"
+
+
+def _headers(
+    rendered: RenderedDigest,
+    *,
+    from_addr: str,
+    to_addr: str,
+    to_name: str,
+    message_id: str,
+    date: datetime,
+    unsubscribe_mailto: str,
+    unsubscribe_url: str,
+) -> list[tuple[str, object]]:
     for name, value in (
         ("subject", rendered.subject),
         ("from_addr", from_addr),
@@ -96,34 +216,66 @@ def build_message(
         _check(name, value)
     if date.tzinfo is None:
         date = date.replace(tzinfo=UTC)
-
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = from_addr
-    msg["To"] = Address(display_name=to_name, addr_spec=to_addr)
-    msg["Subject"] = rendered.subject
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id
-    msg["MIME-Version"] = "1.0"
-
-    # The https one-click URL first, as the issue and providers' guidance write it.
+    headers: list[tuple[str, object]] = [
+        ("From", from_addr),
+        ("To", Address(display_name=to_name, addr_spec=to_addr)),
+        ("Subject", rendered.subject),
+        ("Date", format_datetime(date)),
+        ("Message-ID", message_id),
+        ("MIME-Version", "1.0"),
+    ]
     unsubscribe = []
     if unsubscribe_url:
         unsubscribe.append(f"<{quote(unsubscribe_url, safe=_URI_SAFE)}>")
     if unsubscribe_mailto:
         unsubscribe.append(f"<{mailto_unsubscribe(unsubscribe_mailto)}>")
     if unsubscribe:
-        msg["List-Unsubscribe"] = ", ".join(unsubscribe)
+        headers.append(("List-Unsubscribe", ", ".join(unsubscribe)))
     if unsubscribe_url:
         # RFC 8058 one-click: only meaningful with an https URL that accepts the POST.
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     list_domain = parseaddr(from_addr)[1].rpartition("@")[2].strip().lower()
     if list_domain.isascii() and list_domain:
-        msg["List-Id"] = f"<paper-digest.{list_domain}>"
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
+        headers.append(("List-Id", f"<paper-digest.{list_domain}>"))
+    headers.append(("Auto-Submitted", "auto-generated"))
+    headers.append(("X-Auto-Response-Suppress", "OOF, AutoReply"))
+    return headers
 
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+
+def build_message(
+    rendered: RenderedDigest,
+    *,
+    from_addr: str,
+    to_addr: str,
+    to_name: str = "",
+    message_id: str,
+    date: datetime,
+    unsubscribe_mailto: str,
+    unsubscribe_url: str = "",
+) -> EmailMessage:
+    """The digest as an EmailMessage: build_wire's bytes, parsed.
+
+    `message_id` is reused by the caller when a failed send is retried. `date` is formatted per
+    RFC 5322 (a naive datetime is taken as UTC). A CR or LF in any header value raises
+    ValueError: nothing from a config or a page can inject headers.
+    """
+    wire = build_wire(
+        rendered,
+        from_addr=from_addr,
+        to_addr=to_addr,
+        to_name=to_name,
+        message_id=message_id,
+        date=date,
+        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_url=unsubscribe_url,
+    )
+    # Parsed with POLICY, as_bytes() gives these very bytes back (no line needs re-folding).
+    msg = BytesParser(policy=POLICY).parsebytes(wire)
+    assert isinstance(msg, EmailMessage)
+    unsubscribe = msg["List-Unsubscribe"]
+    if unsubscribe is not None:
+        # As a header object it folds itself, also under another policy (aiosmtplib's).
+        msg.replace_header("List-Unsubscribe", unsubscribe)
     return msg
 
 

@@ -267,5 +267,6 @@ def _content(
         date=ctx.now,
         unsubscribe_mailto=unsubscribe_mailto,
         unsubscribe_url=unsubscribe_url,
+        templates_dir=digest.templates,
     )
     return content, headers

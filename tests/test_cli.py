@@ -45,7 +45,7 @@ def test_send_now_writes_to_the_outbox_once_per_date(config_file, tmp_path):
     files = sorted((tmp_path / "outbox").glob("*.eml"))
     assert len(files) == 2
     message = BytesParser(policy=policy.default).parsebytes(files[0].read_bytes())
-    assert "2026-06-12" in message["Subject"]
+    assert message["Subject"].endswith(" more · Fri 12 Jun")  # the top paper + N more
 
     again = run("send-now", "-c", str(config_file), "--date", "2026-06-12")
     assert again.exit_code == 0, again.output

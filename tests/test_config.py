@@ -158,3 +158,12 @@ def test_config_path_resolution(monkeypatch):
     assert resolve_config_path(None) == Path("digest.toml")
     monkeypatch.setenv("DIGEST_CONFIG", "/etc/digest.toml")
     assert resolve_config_path(None) == Path("/etc/digest.toml")
+
+
+def test_templates_folder_is_relative_to_the_config_and_must_exist(tmp_path):
+    (tmp_path / "my-templates").mkdir()
+    config = load_config(write(tmp_path, '[digest]\ntemplates = "my-templates"\n'))
+    assert config.digest.templates == tmp_path / "my-templates"
+    assert load_config(write(tmp_path, "[digest]\n")).digest.templates is None
+    message = error_of(tmp_path, '[digest]\ntemplates = "nowhere"\n')
+    assert "[digest]" in message and "templates = 'nowhere'" in message and "fix:" in message

@@ -152,10 +152,10 @@ def test_one_broken_digest_does_not_stop_the_others(tmp_path, smtp_server, monke
 
     real = digest.mailbuild.render_digest
 
-    def render(content):
+    def render(content, templates_dir=None):
         if content.subscriber_email == "bob@example.org":
             raise RuntimeError("template bug")
-        return real(content)
+        return real(content, templates_dir)
 
     monkeypatch.setattr(digest.mailbuild, "render_digest", render)
     config = load_config(make_config(tmp_path, smtp_server))

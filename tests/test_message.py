@@ -13,10 +13,10 @@ import pytest
 from aiosmtplib.email import flatten_message
 from selectolax.lexbor import LexborHTMLParser
 
-from digest.message import build_message, make_message_id
+from digest.message import build_message, build_wire, make_message_id, parse_wire
 from digest.models import Paper, RenderedDigest
 from digest.render import render_digest
-from tests.test_render import load_papers, make_content
+from tests.digests import FORBIDDEN, hostile_papers, load_papers, make_content
 
 FROM = "Paper Digest <digest@example.org>"
 MAILTO = "digest-admin@example.org"
@@ -58,7 +58,8 @@ def test_headers(rendered: RenderedDigest) -> None:
     parsed = parse(build(rendered))
     assert parsed["From"] == FROM
     assert parsed["To"] == "Ada Lovelace <ada@example.org>"
-    assert parsed["Subject"] == "Paper digest 2026-06-12: 5 new papers"
+    assert parsed["Subject"] == rendered.subject
+    assert parsed["Subject"].endswith(" + 4 more · Fri 12 Jun")
     assert parsed["Date"] == "Fri, 12 Jun 2026 07:00:05 +0200"
     assert parsed["Date"].datetime == WHEN
     assert parsed["Message-ID"] == "<fixed.1234@example.org>"
@@ -208,13 +209,14 @@ def test_hostile_title_never_reaches_the_headers() -> None:
     msg = build(render_digest(make_content([paper])))
     parsed = parse(msg)
     assert parsed["Bcc"] is None
+    assert parsed["Subject"].startswith("Evil Bcc: victim@example.net")
     assert "Evil Bcc: victim@example.net" in parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
 def test_empty_digest_message(papers: list[Paper]) -> None:
     rendered = render_digest(make_content([], candidates=0))
     parsed = parse(build(rendered))
-    assert parsed["Subject"] == "Paper digest 2026-06-12: nothing new today"
+    assert parsed["Subject"] == "Paper digest: nothing new today · Fri 12 Jun"
     text = parsed.get_body(("plain",))
     html = parsed.get_body(("html",))
     assert text is not None and html is not None
@@ -234,3 +236,109 @@ def test_sixty_papers_html_part_under_gmail_clipping(papers: list[Paper]) -> Non
     assert isinstance(encoded, str)
     assert len(encoded.encode("ascii")) < 102 * 1024
     assert email.utils.parseaddr(msg["To"])[1] == "ada@example.org"
+
+
+# --- the wire bytes ----------------------------------------------------------------------------
+
+WIRE_ARGS: dict[str, object] = {
+    "from_addr": "Pâper Digest <digest@example.org>",
+    "to_addr": "zoe@example.org",
+    "to_name": "Zoë Ångström-李 " + "von Lange-Namen " * 6,
+    "message_id": "<fixed.1234@example.org>",
+    "date": WHEN,
+    "unsubscribe_mailto": MAILTO,
+    "unsubscribe_url": LONG_URL,
+}
+
+
+def wire_for(rendered: RenderedDigest, **overrides: object) -> bytes:
+    return build_wire(rendered, **{**WIRE_ARGS, **overrides})  # type: ignore[arg-type]
+
+
+def test_wire_bytes_parse_back_identically(papers: list[Paper]) -> None:
+    hostile = papers[:3] + hostile_papers(4)
+    hostile[0] = Paper(**{**hostile[0].__dict__, "title": "Überraschung: 注意力 " + "ü" * 90})
+    rendered = render_digest(make_content(hostile, name="Zoë"))
+    raw = wire_for(rendered)
+    parsed = parse_wire(raw)
+    assert parsed["Subject"] == rendered.subject  # non-ASCII and longer than a line
+    assert len(rendered.subject) > 78 and not rendered.subject.isascii()
+    assert parsed["From"].addresses[0].display_name == "Pâper Digest"
+    to = parsed["To"].addresses[0]
+    assert (to.display_name, to.addr_spec) == (WIRE_ARGS["to_name"].strip(), "zoe@example.org")
+    assert parsed["Date"].datetime == WHEN
+    assert parsed["Message-ID"] == "<fixed.1234@example.org>"
+    assert parsed["MIME-Version"] == "1.0"
+    assert parsed["List-Unsubscribe"] == f"<{LONG_URL}>, <mailto:{MAILTO}?subject=unsubscribe>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert parsed.get_content_type() == "multipart/alternative"
+    text, html = parsed.iter_parts()
+    assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+    assert text["Content-Transfer-Encoding"] == "quoted-printable"
+    assert text.get_content().replace("\r\n", "\n") == rendered.text
+    assert html.get_content().replace("\r\n", "\n") == rendered.html
+    for part in (text.get_content(), html.get_content()):
+        assert not FORBIDDEN & set(part)
+
+
+def test_wire_format_crlf_ascii_short_lines(rendered: RenderedDigest) -> None:
+    raw = wire_for(rendered)
+    raw.decode("ascii")
+    assert re.search(rb"(?<!\r)\n", raw) is None and re.search(rb"\r(?!\n)", raw) is None
+    lines = raw.split(b"\r\n")
+    assert all(len(line) <= 998 for line in lines)
+    long = [line for line in lines if len(line) > 78]
+    assert long == [f"List-Unsubscribe: <{LONG_URL}>,".encode()]  # only that URI, kept whole
+
+
+def test_wire_is_deterministic_and_equals_the_flattened_message(rendered: RenderedDigest) -> None:
+    raw = wire_for(rendered)
+    assert wire_for(rendered) == raw  # a repeated send is byte for byte the same
+    msg = build_message(rendered, **WIRE_ARGS)  # type: ignore[arg-type]
+    assert msg.as_bytes() == raw
+    assert flatten_message(msg) == raw  # what aiosmtplib sends
+    other = wire_for(rendered, message_id="<other.1@example.org>")
+    assert other != raw and b"<other.1@example.org>" in other
+
+
+def test_wire_rejects_header_injection(rendered: RenderedDigest) -> None:
+    with pytest.raises(ValueError):
+        wire_for(rendered, to_name="Ada\r\nBcc: victim@example.net")
+
+
+def test_a_body_mostly_in_another_script_goes_as_base64() -> None:
+    title = "注意力机制的高效推理：一种新的稀疏方法" * 3
+    paper = Paper(id="2606.00009", title=title, abstract="我们提出了一种新方法。" * 60)
+    rendered = render_digest(make_content([paper], name="李雷"))
+    raw = wire_for(rendered, to_name="李雷")
+    parsed = parse_wire(raw)
+    text, html = parsed.iter_parts()
+    assert text["Content-Transfer-Encoding"] == "base64"
+    assert text.get_content().replace("\r\n", "\n") == rendered.text
+    assert html.get_content().replace("\r\n", "\n") == rendered.html
+    assert all(len(line) <= 78 or b"unsubscribe" in line for line in raw.split(b"\r\n"))
+    assert parsed["Subject"] == rendered.subject
+    assert build_message(rendered, **{**WIRE_ARGS, "to_name": "李雷"}).as_bytes() == raw  # type: ignore[arg-type]
+
+
+def test_thirty_papers_in_another_script_stay_under_the_clip_as_sent() -> None:
+    papers = [
+        Paper(
+            id=f"2606.{20000 + i}",
+            title="注意力机制的高效推理：一种新的稀疏方法" * 4,
+            abstract="我们提出了一种新方法，它在多个基准上取得了更好的结果。" * 30,
+            ai_summary="一种新的稀疏注意力方法，显著降低推理成本并保持准确率。" * 3,
+            authors=["李雷", "韩梅梅", "王小明", "张伟"],
+            url=f"https://huggingface.co/papers/2606.{20000 + i}",
+        )
+        for i in range(30)
+    ]
+    rendered = render_digest(make_content(papers, matched=["注意力"]))
+    parsed = parse_wire(wire_for(rendered))
+    html = parsed.get_body(("html",))
+    assert html is not None
+    encoded = html.get_payload(decode=False)
+    assert isinstance(encoded, str)
+    assert len(encoded.encode("ascii")) < 102 * 1024
+    assert len(html.get_content().encode("utf-8")) < 102 * 1024

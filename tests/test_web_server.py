@@ -53,7 +53,7 @@ def test_mails_carry_signed_links_and_one_click_headers(world):
     assert header.startswith(f"<{world.base}/u/") and "<mailto:" in header
     html = html_of(ada)
     assert links_with_prefix(html, world.base + "/u/") == [list_unsubscribe_https(ada)]
-    assert len(links_with_prefix(html, world.base + "/v/")) == 1
+    assert len(set(links_with_prefix(html, world.base + "/v/"))) == 1
     feedback = links_with_prefix(html, world.base + "/f/")
     assert len(feedback) == 2 * report.subscribers[0].paper_count
     assert links_with_prefix(text_of(ada), world.base + "/f/") == feedback
@@ -165,7 +165,7 @@ def test_the_view_link_shows_the_digest_as_mailed(world, smtp_server):
     report = world.day(1, world.items[:6], keep_papers=True)
     [received] = [m for m in smtp_server.messages if "ada@example.org" in m.rcpt_tos]
     ada = received.message
-    [view] = links_with_prefix(html_of(ada), world.base + "/v/")
+    [view] = set(links_with_prefix(html_of(ada), world.base + "/v/"))
     with Store.open(world.config.digest.state) as store:  # the pipeline kept the wire bytes
         assert store.message_bytes("ada@example.org", report.subscribers[0].digest_date)
     with running_server(world.config, world.sock):

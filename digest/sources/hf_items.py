@@ -2,7 +2,9 @@
 
 An item is ``{"paper": {...}, "publishedAt": ..., "title": ..., "numComments": ...}``. Only
 paper.id, paper.title and paper.summary are always there; both the 2024 schema (few fields)
-and the 2026 schema (githubRepo, submittedOnDailyAt, ai_summary, ...) are read.
+and the 2026 schema (githubRepo, submittedOnDailyAt, ai_summary, ...) are read. What helps a
+reader decide is kept: paper.ai_summary, the organisation's full name (item or paper
+organization), item.numComments and paper.githubStars.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def paper_from_item(item: Any, source_name: str) -> Paper:
             or _str(item.get("publishedAt"))
         ).strip(),
         sources=[source_name],
+        ai_summary=collapse(_str(paper.get("ai_summary"))),
+        organization=_organization(item.get("organization"))
+        or _organization(paper.get("organization")),
+        comments=_int(item.get("numComments")),
+        stars=_int(paper.get("githubStars")),
     )
 
 
@@ -77,6 +84,13 @@ def _authors(value: Any) -> list[str]:
         if name:
             names.append(name)
     return names
+
+
+def _organization(value: Any) -> str:
+    """The organisation's display name: {"name": "caltech", "fullname": "California ..."}."""
+    if not isinstance(value, dict):
+        return ""
+    return collapse(_str(value.get("fullname")) or _str(value.get("name")))
 
 
 def _str(value: Any) -> str:

@@ -17,7 +17,8 @@ def merge_papers(papers: Iterable[Paper]) -> list[Paper]:
     The merged record keeps the best of each field: the first non-empty title, the longest
     abstract, the first non-empty author list, the HF page as url (else the first url), the
     first arXiv/pdf/code urls, the most upvotes, the earliest published date, the union of
-    categories and of sources (in order), and announce type "new" over any other.
+    categories and of sources (in order), announce type "new" over any other, the first AI
+    summary and organisation, and the most comments and stars.
     """
     merged: dict[str, Paper] = {}
     for paper in papers:
@@ -46,13 +47,22 @@ def _merge_into(into: Paper, other: Paper) -> None:
     into.arxiv_url = into.arxiv_url or other.arxiv_url
     into.pdf_url = into.pdf_url or other.pdf_url
     into.code_url = into.code_url or other.code_url
-    if other.upvotes is not None and (into.upvotes is None or other.upvotes > into.upvotes):
-        into.upvotes = other.upvotes
+    into.upvotes = _most(into.upvotes, other.upvotes)
+    into.ai_summary = into.ai_summary or other.ai_summary
+    into.organization = into.organization or other.organization
+    into.comments = _most(into.comments, other.comments)
+    into.stars = _most(into.stars, other.stars)
     into.published = _earliest(into.published, other.published)
     into.categories = _union(into.categories, other.categories)
     into.sources = _union(into.sources, other.sources)
     if into.announce_type != "new" and (other.announce_type == "new" or not into.announce_type):
         into.announce_type = other.announce_type or into.announce_type
+
+
+def _most(a: int | None, b: int | None) -> int | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return max(a, b)
 
 
 def _union(first: list[str], second: list[str]) -> list[str]:
