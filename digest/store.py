@@ -307,16 +307,26 @@ class Store:
         they were sent, and not reserved by a sealed digest."""
         key = subscriber.lower()
         floors = [m for m in (self.watermark(key), self.subscriber_start(key)) if m is not None]
-        rows = self.conn.execute(
-            "SELECT seq, data FROM papers WHERE seq > ? AND seq <= ? AND id NOT IN "
-            "(SELECT paper_id FROM sent_papers WHERE subscriber = ?) ORDER BY seq",
-            (max(floors, default=0), upto_seq, key),
-        ).fetchall()
-        reserved = {pid for record in self.sealed_digests(key) for pid in record.paper_ids}
-        cache = self._candidate_cache
-        papers = [
-            cache.get(seq) or cache.setdefault(seq, paper_from_json(data)) for seq, data in rows
+        seqs = [
+            seq
+            for (seq,) in self.conn.execute(
+                "SELECT seq FROM papers WHERE seq > ? AND seq <= ? AND id NOT IN "
+                "(SELECT paper_id FROM sent_papers WHERE subscriber = ?) ORDER BY seq",
+                (max(floors, default=0), upto_seq, key),
+            )
         ]
+        # Every subscriber of a run reads the same papers: parse each once, read only seqs.
+        cache = self._candidate_cache
+        missing = [seq for seq in seqs if seq not in cache]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for seq, data in self.conn.execute(
+                f"SELECT seq, data FROM papers WHERE seq IN ({marks})", chunk
+            ):
+                cache[seq] = paper_from_json(data)
+        papers = [cache[seq] for seq in seqs]
+        reserved = {pid for record in self.sealed_digests(key) for pid in record.paper_ids}
         return [p for p in papers if p.id not in reserved] if reserved else papers
 
     # --- sources ----------------------------------------------------------------------------
