@@ -26,6 +26,8 @@ DEFAULT_HF_API = "https://huggingface.co/api/daily_papers"
 SOURCE_TYPES = ("hf-papers", "hf-api", "feed")
 DELIVERY_METHODS = ("smtp", "outbox")
 SECURITY_MODES = ("starttls", "tls", "none")
+# Below this fused score a paper is not a plausible match: no digest is padded with it.
+DEFAULT_MIN_SCORE = 0.3
 
 # ASCII addresses only: a non-ASCII one would need SMTPUTF8, which most servers do not offer.
 _EMAIL = re.compile(
@@ -47,6 +49,8 @@ class DigestSettings:
     unsubscribe_mailto: str = ""  # "" means: the From address
     unsubscribe_url: str = ""
     upvote_boost: float = 0.0  # score added per log2(1 + upvotes); 0 = upvotes only break ties
+    # Papers whose fused score (0..1, see digest.rank.fuse) is below this are left out.
+    min_score: float = DEFAULT_MIN_SCORE
 
     @property
     def from_email(self) -> str:
@@ -94,6 +98,8 @@ class Subscriber:
     timezone: str = "UTC"
     send_at: time = time(7, 0)
     upvote_boost: float = 0.0
+    like: tuple[str, ...] = ()  # arXiv ids of papers the reader liked (from the config)
+    min_score: float = DEFAULT_MIN_SCORE
 
     @property
     def tz(self) -> ZoneInfo:
@@ -217,6 +223,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
             "unsubscribe_mailto",
             "unsubscribe_url",
             "upvote_boost",
+            "min_score",
         },
     )
     from_addr = _str(ctx, place, t, "from", "Paper Digest <digest@localhost.localdomain>")
@@ -243,6 +250,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
         unsubscribe_mailto=mailto.removeprefix("mailto:"),
         unsubscribe_url=url,
         upvote_boost=_float(ctx, place, t, "upvote_boost", 0.0, minimum=0.0),
+        min_score=_float(ctx, place, t, "min_score", DEFAULT_MIN_SCORE, minimum=0.0),
     )
 
 
@@ -360,6 +368,8 @@ def _parse_subscriber(
             "timezone",
             "send_at",
             "upvote_boost",
+            "like",
+            "min_score",
         },
     )
     name = _str(ctx, place, t, "name", "")
@@ -375,7 +385,28 @@ def _parse_subscriber(
         timezone=_timezone(ctx, place, t, "timezone", digest.timezone),
         send_at=_send_at(ctx, place, t, "send_at", digest.send_at),
         upvote_boost=_float(ctx, place, t, "upvote_boost", digest.upvote_boost, minimum=0.0),
+        like=_likes(ctx, place, _str_list(ctx, place, t, "like")),
+        min_score=_float(ctx, place, t, "min_score", digest.min_score, minimum=0.0),
     )
+
+
+def _likes(ctx: _Context, place: str, entries: tuple[str, ...]) -> tuple[str, ...]:
+    """Liked papers as arXiv ids: a bare id, an arXiv URL or a Hugging Face paper URL."""
+    # Imported here: the digest.sources package imports this module.
+    from digest.sources.ids import normalise_arxiv_id
+
+    out: list[str] = []
+    for entry in entries:
+        paper_id = normalise_arxiv_id(entry)
+        if paper_id is None:
+            raise ctx.error(
+                place,
+                f"like: {entry!r} is not an arXiv id or paper URL",
+                fix='write an id such as "2606.00467" or https://arxiv.org/abs/2606.00467',
+            )
+        if paper_id not in out:
+            out.append(paper_id)
+    return tuple(out)
 
 
 def _keywords(ctx: _Context, place: str, value: Any) -> dict[str, float]:

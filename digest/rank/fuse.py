@@ -1,0 +1,69 @@
+"""Fusion: the lexical and semantic scores mapped to [0, 1] and summed with fixed weights.
+
+Both maps are absolute, not relative to the day, so `min_score` means the same thing every
+day and a day without a good paper sends nothing rather than its best bad ones:
+    lexical   1 - exp(-lexical / lexical_scale)        (one title match of a rare term ~ 0.6)
+    semantic  (cosine - floor) / (ceiling - floor), clipped to [0, 1]
+    fused     lexical_weight * lexical + (1 - lexical_weight) * semantic
+              + like_weight * likes - dislike_weight * dislikes
+where likes / dislikes map the cosine to the closest liked / disliked paper like `semantic`.
+Without the model the fused score is the mapped lexical score alone.
+
+The settings below were chosen on the "tune" days of benchmarks/relevance (never on its
+"test" days); benchmarks/relevance.py reports both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    lexical_scale: float = 2.0
+    semantic_floor: float = 0.15
+    semantic_ceiling: float = 0.55
+    lexical_weight: float = 0.5
+    like_floor: float = 0.35
+    like_ceiling: float = 0.75
+    like_weight: float = 0.3
+    dislike_weight: float = 0.3
+    rocchio: float = 0.5  # how far liked papers pull the profile's vector towards them
+    # Reasons: "close in meaning" / "close to a paper you liked" from these mapped values up.
+    meaning_reason: float = 0.5
+    like_reason: float = 0.4
+
+
+DEFAULT_FUSION = FusionSettings()
+
+
+def lexical_part(lexical: np.ndarray, s: FusionSettings) -> np.ndarray:
+    return 1.0 - np.exp(-np.maximum(lexical, 0.0) / s.lexical_scale)
+
+
+def semantic_part(cosine: np.ndarray, s: FusionSettings) -> np.ndarray:
+    return np.clip((cosine - s.semantic_floor) / (s.semantic_ceiling - s.semantic_floor), 0, 1)
+
+
+def like_part(cosine: np.ndarray, s: FusionSettings) -> np.ndarray:
+    return np.clip((cosine - s.like_floor) / (s.like_ceiling - s.like_floor), 0, 1)
+
+
+def fuse(
+    lexical: np.ndarray,
+    semantic: np.ndarray | None,
+    likes: np.ndarray | None,
+    dislikes: np.ndarray | None,
+    s: FusionSettings,
+) -> np.ndarray:
+    """Fused scores; `semantic`, `likes`, `dislikes` are mapped values or None (no model)."""
+    if semantic is None:
+        return lexical.copy()
+    fused = s.lexical_weight * lexical + (1.0 - s.lexical_weight) * semantic
+    if likes is not None:
+        fused = fused + s.like_weight * likes
+    if dislikes is not None:
+        fused = fused - s.dislike_weight * dislikes
+    return fused
