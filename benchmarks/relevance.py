@@ -44,7 +44,7 @@ import old_rank  # noqa: E402
 
 from digest.config import Subscriber  # noqa: E402
 from digest.models import Paper  # noqa: E402
-from digest.rank import DEFAULT_FUSION, FusionSettings, Ranker  # noqa: E402
+from digest.rank import BM25F, DEFAULT_FUSION, FusionSettings, Ranker  # noqa: E402
 from digest.store import Store  # noqa: E402
 
 K = 10
@@ -169,7 +169,7 @@ def mean(values: Sequence[float | None]) -> float:
 # --- main ------------------------------------------------------------------------------------
 
 
-def build(data: dict, cache: Path) -> tuple[Ranker, Ranker, PlainBM25]:  # type: ignore[type-arg]
+def build(data: dict, cache: Path) -> tuple[Store, Ranker, Ranker, PlainBM25]:  # type: ignore[type-arg]
     """A store holding every paper (IDF over the store, embeddings stored and reused)."""
     store = Store.open(cache)
     store.record_papers(data["papers"].values(), now=datetime(2026, 9, 1, tzinfo=UTC))
@@ -177,7 +177,7 @@ def build(data: dict, cache: Path) -> tuple[Ranker, Ranker, PlainBM25]:  # type:
     model = Ranker.for_run(store, list(data["papers"].values()))
     print(f"prepared the fused ranker in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     lexical = Ranker.for_run(store, list(data["papers"].values()), embedder=None)
-    return model, lexical, PlainBM25(list(data["papers"].values()))
+    return store, model, lexical, PlainBM25(list(data["papers"].values()))
 
 
 def methods_for(
@@ -235,8 +235,34 @@ def report(data: dict, results: dict) -> None:  # type: ignore[type-arg]
         print(row)
 
 
-def tune(data: dict, model: Ranker) -> FusionSettings:  # type: ignore[type-arg]
+def tune(data: dict, store: Store) -> tuple[Ranker, FusionSettings]:  # type: ignore[type-arg]
+    """The best phrase partial credit and fusion settings on the tune days, then the best
+    like settings given those."""
     days = data["split"]["tune"]
+    papers = list(data["papers"].values())
+    best: tuple[float, FusionSettings, Ranker] | None = None
+    for partial in (0.3, 0.6, 1.0):
+        model = Ranker.for_run(store, papers, bm25f=BM25F(partial=partial))
+        found = _tune_fusion(data, model, days)
+        print(f"tune days, partial {partial}: NDCG@10 {found[0]:.4f}", file=sys.stderr)
+        if best is None or found[0] > best[0] + 1e-9:
+            best = (*found, model)
+    assert best is not None
+    _, s, model = best
+    print(f"tune days, fused: NDCG@10 {best[0]:.4f} with {s}, {model.index.params}", file=sys.stderr)
+    best_like: tuple[float, FusionSettings] | None = None
+    for rocchio, lw, lf in itertools.product([0.0, 0.25, 0.5, 1.0], [0.0, 0.15, 0.3, 0.5], [0.3, 0.4, 0.5]):
+        sl = replace(s, rocchio=rocchio, like_weight=lw, like_floor=lf, like_ceiling=lf + 0.4)
+        res = evaluate(data, {"f": lambda pr, pool, sl=sl: _order(model, sl, pr, pool, True)}, days)
+        score = mean([v[0] for v in res["f"].values()])
+        if best_like is None or score > best_like[0] + 1e-9:
+            best_like = (score, sl)
+    assert best_like is not None
+    print(f"tune days, fused+like: NDCG@10 {best_like[0]:.4f} with {best_like[1]}", file=sys.stderr)
+    return model, best_like[1]
+
+
+def _tune_fusion(data: dict, model: Ranker, days: list[str]) -> tuple[float, FusionSettings]:  # type: ignore[type-arg]
     best: tuple[float, FusionSettings] | None = None
     grid = itertools.product(
         [0.3, 0.4, 0.5, 0.6],  # lexical_weight
@@ -251,18 +277,7 @@ def tune(data: dict, model: Ranker) -> FusionSettings:  # type: ignore[type-arg]
         if best is None or score > best[0] + 1e-9:
             best = (score, s)
     assert best is not None
-    s = best[1]
-    print(f"tune days, fused: NDCG@10 {best[0]:.4f} with {s}", file=sys.stderr)
-    best_like: tuple[float, FusionSettings] | None = None
-    for rocchio, lw, lf in itertools.product([0.0, 0.25, 0.5, 1.0], [0.0, 0.15, 0.3, 0.5], [0.3, 0.4, 0.5]):
-        sl = replace(s, rocchio=rocchio, like_weight=lw, like_floor=lf, like_ceiling=lf + 0.4)
-        res = evaluate(data, {"f": lambda pr, pool, sl=sl: _order(model, sl, pr, pool, True)}, days)
-        score = mean([v[0] for v in res["f"].values()])
-        if best_like is None or score > best_like[0] + 1e-9:
-            best_like = (score, sl)
-    assert best_like is not None
-    print(f"tune days, fused+like: NDCG@10 {best_like[0]:.4f} with {best_like[1]}", file=sys.stderr)
-    return best_like[1]
+    return best
 
 
 def _order(model: Ranker, s: FusionSettings, profile: dict, pool: list[Paper], likes: bool) -> list[str]:  # type: ignore[type-arg]
@@ -278,8 +293,11 @@ def main() -> None:
     args = parser.parse_args()
     data = load(args.data)
     cache = args.cache or Path(tempfile.gettempdir()) / "digest-relevance.sqlite3"
-    model, lexical, bm25 = build(data, cache)
-    settings = tune(data, model) if args.tune else DEFAULT_FUSION
+    store, model, lexical, bm25 = build(data, cache)
+    settings = DEFAULT_FUSION
+    if args.tune:
+        model, settings = tune(data, store)
+        lexical = Ranker.for_run(store, list(data["papers"].values()), embedder=None, bm25f=model.index.params)
     results = evaluate(data, methods_for(model, lexical, bm25, settings), list(data["days"]))
     report(data, results)
 

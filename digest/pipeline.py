@@ -30,7 +30,7 @@ from digest.errors import EXIT_FAILED, EXIT_OK, DeliverySetupError, DigestError,
 from digest.lock import run_lock
 from digest.message import build_message, make_message_id
 from digest.models import DigestContent, Paper, RankedPaper
-from digest.rank import rank_papers
+from digest.rank import Ranker, run_papers
 from digest.render import render_digest
 from digest.sources import SourceResult, Validators, fetch_all, make_client, merge_papers
 from digest.store import Store, utc_now
@@ -141,10 +141,13 @@ async def run_digest(
                 config, store, client, report, now, backoff=fetch_backoff, retries=fetch_retries
             )
             upto_seq = store.max_seq()
+            # Index and embed the run's papers once (embeddings are stored), for everyone.
+            recent = run_papers(store, lookback_days=config.digest.lookback_days, now=now)
+            ranker = Ranker.for_run(store, recent, subscribers=subscribers)
             mails = []
             for sub in subscribers:
                 try:
-                    mail = _compose(config, store, sub, options, upto_seq, now, report)
+                    mail = _compose(config, store, sub, options, upto_seq, now, report, ranker)
                 except Exception as exc:  # one subscriber's digest must not stop the others
                     log.info("composing the digest of %s failed", sub.email, exc_info=True)
                     report.subscribers.append(
@@ -233,6 +236,7 @@ def _compose(
     upto_seq: int,
     now: datetime,
     report: RunReport,
+    ranker: Ranker,
 ) -> OutgoingMail | None:
     """Decide and build this subscriber's digest; record it as pending in the send log."""
     day = (options.digest_date or now.astimezone(sub.tz).date()).isoformat()
@@ -255,7 +259,7 @@ def _compose(
         now=now,
         resend_date=day if options.force and existing else None,
     )
-    ranked = rank_papers(candidates, sub)
+    ranked = ranker.rank(candidates, sub, store.feedback(sub.email))
     if not ranked and not config.digest.send_empty:
         # Nothing to mail, but the candidates were considered: they are not offered again.
         store.prepare_digest(

@@ -50,7 +50,7 @@ class BM25F:
     abstract_weight: float = 1.0
     title_b: float = 0.3
     abstract_b: float = 0.75
-    partial: float = 0.3  # a phrase's words alone count this much of a full match
+    partial: float = 0.3  # a phrase's words alone: this times their mean score (tuned)
 
 
 # A unit of matching: ("s", stem), ("a", acronym as written), ("c", joined stem of two

@@ -106,6 +106,7 @@ class Ranker:
         embedder: object = _AUTO,
         settings: FusionSettings = DEFAULT_FUSION,
         background: int = BACKGROUND_PAPERS,
+        bm25f: BM25F | None = None,
     ) -> Ranker:
         """Index the run's papers (and the store's recent ones, for IDF), embed the papers
         not embedded yet and store their vectors, compile the subscribers' profiles.
@@ -118,7 +119,7 @@ class Ranker:
                 log.warning("ranking by keywords only: the embedding model is unavailable (%s)", exc)
                 embedder = None
         assert embedder is None or isinstance(embedder, Embedder) or hasattr(embedder, "embed")
-        ranker = cls(store, embedder, settings)  # type: ignore[arg-type]
+        ranker = cls(store, embedder, settings, bm25f)  # type: ignore[arg-type]
         papers = list(papers)
         if store is not None and background > 0:
             ranker.index.add(_recent_papers(store, background))
@@ -224,7 +225,7 @@ class Ranker:
 
         term_scores = [self._term_score(t)[rows] for t in profile.terms]
         lexical = np.sum(term_scores, axis=0) if term_scores else np.zeros(n)
-        lex = lexical_part(lexical, s)
+        lex = lexical_part(lexical, s, model=self.embedder is not None)
 
         sem = likes = dislikes = None
         cosine = like_cos = np.zeros(n)
