@@ -6,8 +6,9 @@
 Order and the cut
     Any excluded term removes the paper (it wins over a followed author: it is the reader's
     explicit veto). Papers by followed authors always make it and come first (among
-    themselves by score). The rest need a fused score of at least `min_score` and fill what
-    is left of `max_papers`, best first; ties by upvotes (None lowest), then id. A subscriber
+    themselves by score). The rest need a fused score of at least `min_score` (and above 0)
+    and fill what is left of `max_papers`, best first; ties by upvotes (None lowest), then
+    id. A subscriber
     without keywords gets the papers by upvotes (score = upvotes), and `min_score` does not
     apply. `upvote_boost` adds boost * log2(1 + upvotes) to the score.
 """
@@ -293,7 +294,8 @@ class Ranker:
 
         ours = sorted((x for x in scored if x.authors and not x.excluded), key=order)
         rest = sorted((x for x in scored if not x.authors and not x.excluded), key=order)
-        eligible = [x for x in rest if by_upvotes or x.score >= sub.min_score]
+        # A paper that matches nothing at all is never padded in, even with min_score = 0.
+        eligible = [x for x in rest if by_upvotes or (x.score >= sub.min_score and x.score > 0)]
         room = max(0, limit - len(ours))
         kept = len(ours) + min(room, len(eligible))
         taken = {id(x) for x in eligible[:room]}
