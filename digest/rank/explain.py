@@ -9,10 +9,10 @@ from datetime import datetime
 
 from digest.config import Config, Subscriber
 from digest.errors import UsageError
-from digest.models import RankedPaper
-from digest.rank.ranker import Ranker
+from digest.models import Paper, RankedPaper
+from digest.rank.ranker import Ranker, Scored, Scoring
 from digest.sources.ids import normalise_arxiv_id
-from digest.store import Store, utc_now
+from digest.store import Store, paper_from_json, utc_now
 
 
 @dataclass
@@ -20,8 +20,10 @@ class Explanation:
     subscriber: Subscriber
     paper: RankedPaper  # score, parts and reasons
     position: int  # 1-based, among the reader's candidates in rank order
-    candidates: int  # how many papers were ranked (the reader's new ones, plus this one)
-    new_for_reader: bool  # the paper is among what the reader's next digest would consider
+    candidates: int  # how many papers were ranked with it
+    # True: the paper is among the reader's new papers, ranked with them. False (already
+    # offered to them, or before their start): ranked among the papers first seen the same day.
+    new_for_reader: bool
     in_digest: bool
     verdict: str  # one line: why it is in or out
     cut_score: float | None  # the score of the last paper that made the cut
@@ -49,26 +51,12 @@ def explain_paper(
         )
         new = any(p.id == key for p in candidates)
         if not new:
-            candidates = [*candidates, paper]
+            candidates = _same_day(store, key)
         ranker = Ranker.for_run(store, candidates, subscribers=[sub])
         scoring = ranker.score(candidates, sub, store.feedback(sub.email))
     position = next(i for i, x in enumerate(scoring.ranked) if x.paper.id == key)
     scored = scoring.ranked[position]
     in_digest = position < scoring.kept
-    if scored.excluded:
-        words = [t.label for t in scoring.profile.excludes if ranker.index.hits(t).spans.get(scored.row)]
-        verdict = f"removed: it contains the excluded {', '.join(repr(w) for w in words)}"
-    elif scored.authors:
-        verdict = "in: a followed author wrote it (always makes the cut)"
-    elif in_digest:
-        verdict = f"in: #{position + 1} of max_papers {scoring.limit}"
-        if not scoring.by_upvotes:
-            verdict += f", score {scored.score:.3f} >= min_score {scoring.min_score:.2f}"
-    elif not scoring.by_upvotes and scored.score < scoring.min_score:
-        verdict = f"out: score {scored.score:.3f} is below min_score {scoring.min_score:.2f}"
-    else:
-        verdict = f"out: #{position + 1}, beyond max_papers {scoring.limit}"
-    last = scoring.ranked[scoring.kept - 1].score if scoring.kept else None
     return Explanation(
         subscriber=sub,
         paper=ranker.ranked_paper(scoring, scored),
@@ -76,7 +64,34 @@ def explain_paper(
         candidates=len(scoring.ranked),
         new_for_reader=new,
         in_digest=in_digest,
-        verdict=verdict,
-        cut_score=last,
+        verdict=_verdict(ranker, scoring, scored, position, in_digest),
+        cut_score=scoring.ranked[scoring.kept - 1].score if scoring.kept else None,
         model=ranker.embedder is not None,
     )
+
+
+def _verdict(ranker: Ranker, scoring: Scoring, scored: Scored, position: int, kept: bool) -> str:
+    """One line: in or out, and what decided it."""
+    if scored.excluded:
+        hits = [t.label for t in scoring.profile.excludes if ranker.index.hits(t).spans.get(scored.row)]
+        return f"removed: it contains the excluded {', '.join(repr(w) for w in hits)}"
+    if scored.authors:
+        return "in: a followed author wrote it (always makes the cut)"
+    if kept:
+        verdict = f"in: #{position + 1} of max_papers {scoring.limit}"
+        if not scoring.by_upvotes:
+            verdict += f", score {scored.score:.3f} >= min_score {scoring.min_score:.2f}"
+        return verdict
+    if not scoring.by_upvotes and (scored.score < scoring.min_score or scored.score <= 0):
+        return f"out: score {scored.score:.3f} is below min_score {scoring.min_score:.2f}"
+    return f"out: #{position + 1}, beyond max_papers {scoring.limit}"
+
+
+def _same_day(store: Store, paper_id: str) -> list[Paper]:
+    """The papers first seen on the (UTC) day this one was: its day's digest, roughly."""
+    rows = store.conn.execute(
+        "SELECT data FROM papers WHERE substr(first_seen, 1, 10) = "
+        "(SELECT substr(first_seen, 1, 10) FROM papers WHERE id = ?) ORDER BY seq",
+        (paper_id,),
+    )
+    return [paper_from_json(data) for (data,) in rows]

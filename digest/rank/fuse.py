@@ -37,9 +37,10 @@ class FusionSettings:
     # that DEFAULT_MIN_SCORE still keeps what plausibly matches (one abstract match of a
     # term passes it).
     fallback_lexical_scale: float = 1.0
-    # Reasons: "close in meaning" / "close to a paper you liked" from these mapped values up.
+    # Reasons: "close in meaning" from this semantic part up; "close to a paper you liked"
+    # from this cosine to the liked paper up (papers of one narrow topic score about 0.4+).
     meaning_reason: float = 0.5
-    like_reason: float = 0.4
+    like_reason_cosine: float = 0.4
 
 
 DEFAULT_FUSION = FusionSettings()

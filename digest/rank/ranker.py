@@ -268,7 +268,7 @@ class Ranker:
             parts["fused"] = float(fused[i])
             liked = (
                 liked_papers[int(like_which[i])]
-                if likes is not None and likes[i] >= s.like_reason
+                if likes is not None and like_cos[i] >= s.like_reason_cosine
                 else None
             )
             scored.append(
