@@ -109,7 +109,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 class PlainBM25:
     def __init__(self, papers: Sequence[Paper], k1: float = 1.2, b: float = 0.75) -> None:
-        self.docs = {p.id: Counter(_WORD.findall(f"{p.title} {p.abstract}".lower())) for p in papers}
+        self.docs = {
+            p.id: Counter(_WORD.findall(f"{p.title} {p.abstract}".lower())) for p in papers
+        }
         self.lengths = {pid: sum(c.values()) for pid, c in self.docs.items()}
         self.avg = sum(self.lengths.values()) / max(len(self.lengths), 1)
         df: Counter[str] = Counter()
@@ -128,7 +130,11 @@ class PlainBM25:
             for w in query:
                 tf = c.get(w, 0)
                 if tf:
-                    norm = tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * length / self.avg))
+                    norm = (
+                        tf
+                        * (self.k1 + 1)
+                        / (tf + self.k1 * (1 - self.b + self.b * length / self.avg))
+                    )
                     total += self.idf[w] * norm
             return total
 
@@ -198,7 +204,9 @@ def methods_for(
 
     return {
         "old": old,
-        "bm25": lambda profile, pool: bm25.rank([p.id for p in pool], subscriber(profile, likes=False).keywords),  # type: ignore[arg-type]
+        "bm25": lambda profile, pool: bm25.rank(
+            [p.id for p in pool], subscriber(profile, likes=False).keywords
+        ),  # type: ignore[arg-type]
         "lexical": with_settings(lexical, settings, False),
         "semantic": with_settings(model, semantic, False),
         "fused": with_settings(model, settings, False),
@@ -249,9 +257,13 @@ def tune(data: dict, store: Store) -> tuple[Ranker, FusionSettings]:  # type: ig
             best = (*found, model)
     assert best is not None
     _, s, model = best
-    print(f"tune days, fused: NDCG@10 {best[0]:.4f} with {s}, {model.index.params}", file=sys.stderr)
+    print(
+        f"tune days, fused: NDCG@10 {best[0]:.4f} with {s}, {model.index.params}", file=sys.stderr
+    )
     best_like: tuple[float, FusionSettings] | None = None
-    for rocchio, lw, lf in itertools.product([0.0, 0.25, 0.5, 1.0], [0.0, 0.15, 0.3, 0.5], [0.3, 0.4, 0.5]):
+    for rocchio, lw, lf in itertools.product(
+        [0.0, 0.25, 0.5, 1.0], [0.0, 0.15, 0.3, 0.5], [0.3, 0.4, 0.5]
+    ):
         sl = replace(s, rocchio=rocchio, like_weight=lw, like_floor=lf, like_ceiling=lf + 0.4)
         res = evaluate(data, {"f": lambda pr, pool, sl=sl: _order(model, sl, pr, pool, True)}, days)
         score = mean([v[0] for v in res["f"].values()])
@@ -271,7 +283,13 @@ def _tune_fusion(data: dict, model: Ranker, days: list[str]) -> tuple[float, Fus
         [0.45, 0.55, 0.65],  # semantic_ceiling
     )
     for lw, ls, sf, sc in grid:
-        s = replace(DEFAULT_FUSION, lexical_weight=lw, lexical_scale=ls, semantic_floor=sf, semantic_ceiling=sc)
+        s = replace(
+            DEFAULT_FUSION,
+            lexical_weight=lw,
+            lexical_scale=ls,
+            semantic_floor=sf,
+            semantic_ceiling=sc,
+        )
         res = evaluate(data, {"f": lambda pr, pool, s=s: _order(model, s, pr, pool, False)}, days)
         score = mean([v[0] for v in res["f"].values()])
         if best is None or score > best[0] + 1e-9:
@@ -280,7 +298,9 @@ def _tune_fusion(data: dict, model: Ranker, days: list[str]) -> tuple[float, Fus
     return best
 
 
-def _order(model: Ranker, s: FusionSettings, profile: dict, pool: list[Paper], likes: bool) -> list[str]:  # type: ignore[type-arg]
+def _order(
+    model: Ranker, s: FusionSettings, profile: dict, pool: list[Paper], likes: bool
+) -> list[str]:  # type: ignore[type-arg]
     model.settings = s
     return ranker_order(model, pool, subscriber(profile, likes=likes))
 
@@ -297,7 +317,9 @@ def main() -> None:
     settings = DEFAULT_FUSION
     if args.tune:
         model, settings = tune(data, store)
-        lexical = Ranker.for_run(store, list(data["papers"].values()), embedder=None, bm25f=model.index.params)
+        lexical = Ranker.for_run(
+            store, list(data["papers"].values()), embedder=None, bm25f=model.index.params
+        )
     results = evaluate(data, methods_for(model, lexical, bm25, settings), list(data["days"]))
     report(data, results)
 

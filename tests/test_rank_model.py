@@ -155,7 +155,9 @@ def test_likes_from_the_config_and_from_feedback_pull_similar_papers_up(
     rest = [p for p in day if p.id != liked]
     reader = sub(keywords={"LLM": 1}, min_score=0.0, max_papers=30)
     plain = [r.paper.id for r in ranker.rank(rest, reader)]
-    from_config = ranker.rank(rest, sub(keywords={"LLM": 1}, min_score=0.0, max_papers=30, like=(liked,)))
+    from_config = ranker.rank(
+        rest, sub(keywords={"LLM": 1}, min_score=0.0, max_papers=30, like=(liked,))
+    )
     from_feedback = ranker.rank(rest, reader, {liked: "like"})
     assert [r.paper.id for r in from_config] == [r.paper.id for r in from_feedback]
     assert [r.paper.id for r in from_config] != plain
@@ -178,7 +180,9 @@ def test_a_liked_paper_not_in_the_state_is_ignored_with_one_warning(
     with caplog.at_level(logging.WARNING):
         first = ranker.rank(day, reader)
         ranker.rank(day, reader)
-    assert [r.paper.id for r in first] == [r.paper.id for r in ranker.rank(day, sub(keywords={"LLM": 1}))]
+    assert [r.paper.id for r in first] == [
+        r.paper.id for r in ranker.rank(day, sub(keywords={"LLM": 1}))
+    ]
     assert len([r for r in caplog.records if "2001.00001" in r.getMessage()]) == 1
 
 
@@ -206,6 +210,8 @@ def test_explain_prints_parts_reasons_and_the_cut(tmp_path: Path) -> None:
     # A paper below the cut says so; one not in the state is a usage error.
     last = explain_paper(config, "2606.12488", "ada@example.org", now=DAY)
     assert not last.in_digest and last.verdict.startswith("out:")
-    missing = runner.invoke(cli, ["explain", "2001.00001", "--subscriber", "ada@example.org", "-c", str(path)])
+    missing = runner.invoke(
+        cli, ["explain", "2001.00001", "--subscriber", "ada@example.org", "-c", str(path)]
+    )
     assert missing.exit_code == 2
     assert "not in the state" in missing.output

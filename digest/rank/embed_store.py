@@ -19,7 +19,8 @@ def load_embeddings(store: Store, ids: Iterable[str], model: str) -> dict[str, n
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
         rows = store.conn.execute(
-            f"SELECT paper_id, vector FROM paper_embeddings WHERE model = ? AND paper_id IN ({marks})",
+            "SELECT paper_id, vector FROM paper_embeddings "
+            f"WHERE model = ? AND paper_id IN ({marks})",
             (model, *chunk),
         )
         for pid, blob in rows:
@@ -27,9 +28,7 @@ def load_embeddings(store: Store, ids: Iterable[str], model: str) -> dict[str, n
     return out
 
 
-def save_embeddings(
-    store: Store, ids: Sequence[str], vectors: np.ndarray, model: str
-) -> None:
+def save_embeddings(store: Store, ids: Sequence[str], vectors: np.ndarray, model: str) -> None:
     """Store (or replace) the vectors of these papers, in one transaction."""
     rows = [
         (pid, model, np.ascontiguousarray(vec, dtype=DTYPE).tobytes())

@@ -73,7 +73,9 @@ def explain_paper(
 def _verdict(ranker: Ranker, scoring: Scoring, scored: Scored, position: int, kept: bool) -> str:
     """One line: in or out, and what decided it."""
     if scored.excluded:
-        hits = [t.label for t in scoring.profile.excludes if ranker.index.hits(t).spans.get(scored.row)]
+        hits = [
+            t.label for t in scoring.profile.excludes if ranker.index.hits(t).spans.get(scored.row)
+        ]
         return f"removed: it contains the excluded {', '.join(repr(w) for w in hits)}"
     if scored.authors:
         return "in: a followed author wrote it (always makes the cut)"

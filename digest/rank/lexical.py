@@ -77,8 +77,7 @@ def compile_term(label: str, weight: float = 1.0, *, with_words: bool = True) ->
     if not words:
         return None
     units: list[Unit] = [
-("a", acronym_key(w)) if is_acronym(w) else ("s", stem(fold(w)))
-        for w in words
+        ("a", acronym_key(w)) if is_acronym(w) else ("s", stem(fold(w))) for w in words
     ]
     variants: list[tuple[Unit, ...]] = [tuple(units)]
     if len(units) == 1 and units[0][0] == "s":
@@ -234,7 +233,12 @@ def _units(tokens: list[Token]) -> list[list[Unit]]:
             # Two adjacent words may be one word split ("pre training"): keyed by the first
             # as written and the second's stem, which a term's splits look up (no stemming
             # of every pair: that would dominate indexing).
-            if len(tok.norm) >= 2 and len(nxt.norm) >= 2 and tok.norm.isalpha() and nxt.norm.isalpha():
+            if (
+                len(tok.norm) >= 2
+                and len(nxt.norm) >= 2
+                and tok.norm.isalpha()
+                and nxt.norm.isalpha()
+            ):
                 at.append(("c", tok.norm + nxt.stem))
         out.append(at)
     return out

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -117,7 +117,9 @@ class Ranker:
             try:
                 embedder = load_embedder()
             except ModelUnavailable as exc:
-                log.warning("ranking by keywords only: the embedding model is unavailable (%s)", exc)
+                log.warning(
+                    "ranking by keywords only: the embedding model is unavailable (%s)", exc
+                )
                 embedder = None
         assert embedder is None or isinstance(embedder, Embedder) or hasattr(embedder, "embed")
         ranker = cls(store, embedder, settings, bm25f)  # type: ignore[arg-type]
@@ -247,7 +249,9 @@ class Ranker:
                 sem = np.zeros(n)
             like_cos, like_which = closest(vectors, liked_vecs)
             likes = like_part(like_cos, s) if len(liked_vecs) else None
-            dislikes = like_part(closest(vectors, disliked_vecs)[0], s) if len(disliked_vecs) else None
+            dislikes = (
+                like_part(closest(vectors, disliked_vecs)[0], s) if len(disliked_vecs) else None
+            )
         fused = fuse(lex, sem, likes, dislikes, s)
 
         by_upvotes = not profile.terms

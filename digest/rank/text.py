@@ -34,7 +34,8 @@ _IRREGULAR = {
 _STEMMER = snowballstemmer.stemmer("english")
 # Words that may sit inside a long form without a letter in its acronym ("mixture of experts").
 FUNCTION_WORDS = frozenset(
-    "a an and as at by for from in into of on or the to via with without".split()
+    ["a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or"]
+    + ["the", "to", "via", "with", "without"]
 )
 
 
@@ -52,9 +53,7 @@ def stem(norm: str) -> str:
     if not norm.isalpha():
         return norm
     norm = _IRREGULAR.get(norm, norm)
-    if norm.endswith("yses"):  # analyses, hypotheses are handled below; syntheses too
-        norm = norm[:-2] + "is"
-    elif norm.endswith("theses"):
+    if norm.endswith(("yses", "theses")):  # analyses, hypotheses, syntheses
         norm = norm[:-2] + "is"
     return str(_STEMMER.stemWord(norm))
 
