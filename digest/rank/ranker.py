@@ -16,7 +16,6 @@ Order and the cut
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,8 +68,9 @@ class Scoring:
 
     subscriber: Subscriber
     profile: Profile
-    ranked: list[Scored]  # followed authors first, then by score; excluded ones last
-    kept: int  # how many of `ranked` make the cut
+    # Followed authors first, then by score, then those below the cut; excluded ones last.
+    ranked: list[Scored]
+    kept: int  # how many of `ranked` make the cut (its first `kept`)
     by_upvotes: bool  # no keywords: ordered by upvotes
     min_score: float
     limit: int
@@ -94,6 +94,7 @@ class Ranker:
         self._profile_vectors: dict[str, np.ndarray] = {}
         self._term_scores: dict[object, np.ndarray] = {}
         self._missing_likes: set[str] = set()
+        self._author_keys: dict[int, list[tuple[str, str]]] = {}
 
     # --- preparation (once per run) ---------------------------------------------------------
 
@@ -212,8 +213,10 @@ class Ranker:
         feedback: Mapping[str, str] | None = None,
         *,
         limit: int | None = None,
+        everything: bool = True,
     ) -> Scoring:
-        """Every candidate scored and ordered for this subscriber, and where the cut falls."""
+        """Every candidate scored and ordered for this subscriber, and where the cut falls
+        (`everything=False`: only those that make the cut, which is all a digest needs)."""
         limit = sub.max_papers if limit is None else limit
         papers = list({p.id: p for p in candidates}.values())  # each paper once
         profile = self.profile(sub)
@@ -255,12 +258,33 @@ class Ranker:
         fused = fuse(lex, sem, likes, dislikes, s)
 
         by_upvotes = not profile.terms
-        scored: list[Scored] = []
-        for i, paper in enumerate(papers):
-            upvotes = paper.upvotes or 0
-            score = float(upvotes) if by_upvotes else float(fused[i])
-            if sub.upvote_boost and upvotes > 0 and not by_upvotes:
-                score += sub.upvote_boost * math.log2(1 + upvotes)
+        upvotes = np.array([p.upvotes if p.upvotes is not None else -1 for p in papers], float)
+        if by_upvotes:
+            score = np.maximum(upvotes, 0.0)
+        else:
+            score = fused.copy()
+            if sub.upvote_boost:
+                score += sub.upvote_boost * np.log2(1 + np.maximum(upvotes, 0.0))
+        authors = self._followed(rows, profile) if profile.authors else {}
+        # Best first; ties by upvotes (None lowest), then by id: deterministic.
+        id_rank = np.argsort(np.argsort(np.array([p.id for p in papers])))
+        order = np.lexsort((id_rank, -upvotes, -score)) if n else np.zeros(0, np.int64)
+        by_author = np.zeros(n, dtype=bool)
+        by_author[list(authors)] = True
+        ours = order[by_author[order] & ~excluded[order]]
+        rest = order[~by_author[order] & ~excluded[order]]
+        # A paper that matches nothing at all is never padded in, even with min_score = 0.
+        passes = np.ones(n, bool) if by_upvotes else (score >= sub.min_score) & (score > 0)
+        eligible = rest[passes[rest]]
+        room = max(0, limit - len(ours))
+        kept = np.concatenate([ours, eligible[:room]]).astype(np.int64)
+        if everything:
+            below = rest[~np.isin(rest, eligible[:room])]
+            shown = np.concatenate([kept, below, order[excluded[order]]]).astype(np.int64)
+        else:
+            shown = kept
+
+        def scored(i: int) -> Scored:
             parts = {"lexical": float(lexical[i]), "lexical_part": float(lex[i])}
             if sem is not None:
                 parts["semantic"] = float(cosine[i])
@@ -270,50 +294,44 @@ class Ranker:
             if dislikes is not None:
                 parts["dislikes"] = float(dislikes[i])
             parts["fused"] = float(fused[i])
-            liked = (
-                liked_papers[int(like_which[i])]
-                if likes is not None and like_cos[i] >= s.like_reason_cosine
-                else None
-            )
-            scored.append(
-                Scored(
-                    paper=paper,
-                    row=int(rows[i]),
-                    score=score,
-                    parts=parts,
-                    excluded=bool(excluded[i]),
-                    authors=[a for a in paper.authors if author_key(a) in profile.authors],
-                    liked=liked,
-                    meaning=sem is not None and bool(sem[i] >= s.meaning_reason),
-                    terms=sorted(
-                        ((float(ts[i]), k) for k, ts in enumerate(term_scores) if ts[i] > 0),
-                        key=lambda c: (-c[0], c[1]),
-                    ),
-                )
+            close = likes is not None and like_cos[i] >= s.like_reason_cosine
+            return Scored(
+                paper=papers[i],
+                row=int(rows[i]),
+                score=float(score[i]),
+                parts=parts,
+                excluded=bool(excluded[i]),
+                authors=authors.get(i, []),
+                liked=liked_papers[int(like_which[i])] if close else None,
+                meaning=sem is not None and bool(sem[i] >= s.meaning_reason),
+                terms=sorted(
+                    ((float(ts[i]), k) for k, ts in enumerate(term_scores) if ts[i] > 0),
+                    key=lambda c: (-c[0], c[1]),
+                ),
             )
 
-        def order(x: Scored) -> tuple[float, int, str]:
-            up = x.paper.upvotes
-            return (-x.score, -(up if up is not None else -1), x.paper.id)
-
-        ours = sorted((x for x in scored if x.authors and not x.excluded), key=order)
-        rest = sorted((x for x in scored if not x.authors and not x.excluded), key=order)
-        # A paper that matches nothing at all is never padded in, even with min_score = 0.
-        eligible = [x for x in rest if by_upvotes or (x.score >= sub.min_score and x.score > 0)]
-        room = max(0, limit - len(ours))
-        kept = len(ours) + min(room, len(eligible))
-        taken = {id(x) for x in eligible[:room]}
-        below = [x for x in rest if id(x) not in taken]
-        dropped = sorted((x for x in scored if x.excluded), key=order)
         return Scoring(
             subscriber=sub,
             profile=profile,
-            ranked=ours + eligible[:room] + below + dropped,
-            kept=kept,
+            ranked=[scored(int(i)) for i in shown],
+            kept=len(kept),
             by_upvotes=by_upvotes,
             min_score=sub.min_score,
             limit=limit,
         )
+
+    def _followed(self, rows: np.ndarray, profile: Profile) -> dict[int, list[str]]:
+        """Candidate position -> the followed authors among its authors, as spelled there."""
+        out: dict[int, list[str]] = {}
+        for i, row in enumerate(rows):
+            keys = self._author_keys.get(int(row))
+            if keys is None:
+                paper = self.index.docs[int(row)].paper
+                keys = self._author_keys[int(row)] = [(author_key(a), a) for a in paper.authors]
+            names = [name for key, name in keys if key in profile.authors]
+            if names:
+                out[i] = names
+        return out
 
     def rank(
         self,
@@ -324,8 +342,8 @@ class Ranker:
         limit: int | None = None,
     ) -> list[RankedPaper]:
         """The papers that make the subscriber's cut, best first, with their reasons."""
-        scoring = self.score(candidates, sub, feedback, limit=limit)
-        return [self.ranked_paper(scoring, x) for x in scoring.ranked[: scoring.kept]]
+        scoring = self.score(candidates, sub, feedback, limit=limit, everything=False)
+        return [self.ranked_paper(scoring, x) for x in scoring.ranked]
 
     def ranked_paper(self, scoring: Scoring, x: Scored) -> RankedPaper:
         terms = [scoring.profile.terms[k] for _, k in x.terms]
