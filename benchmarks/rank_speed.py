@@ -1,6 +1,6 @@
 """How long ranking takes: embedding a day, preparing a run, ranking many subscribers.
 
-    python benchmarks/rank_speed.py [--data benchmarks/relevance] [--papers 180] [--subscribers 1000]
+    python benchmarks/rank_speed.py [--data DIR] [--papers 180] [--subscribers 1000]
 
 Uses the real papers of the relevance set and a fresh SQLite state in a temporary folder:
 1. Ranker.for_run on a state that has no embeddings (embeds every paper once, stores them);
