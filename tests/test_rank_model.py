@@ -215,3 +215,20 @@ def test_explain_prints_parts_reasons_and_the_cut(tmp_path: Path) -> None:
     )
     assert missing.exit_code == 2
     assert "not in the state" in missing.output
+
+
+def test_a_model_that_fails_mid_run_falls_back_to_keywords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:
+        name = "broken"
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            raise RuntimeError("onnxruntime fell over")
+
+    monkeypatch.setattr("digest.rank.ranker.load_embedder", lambda: Broken())
+    config = load_config(config_for(tmp_path, "hf_api_daily_papers_2026-06-12_sotawhat.json"))
+    with caplog.at_level(logging.WARNING):
+        report = send_now(config, RunOptions(now=DAY))
+    assert report.exit_code == 0 and report.subscribers[0].papers
+    assert len([r for r in caplog.records if "model failed" in r.getMessage()]) == 1

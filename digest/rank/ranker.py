@@ -160,7 +160,9 @@ class Ranker:
             if p.id in stored:
                 self._vectors[r] = stored[p.id]
         if todo:
-            vectors = self.embedder.embed([paper_text(p.title, p.abstract) for _, p in todo])
+            vectors = self._embed([paper_text(p.title, p.abstract) for _, p in todo])
+            if vectors is None:
+                return
             for (r, _), vec in zip(todo, vectors, strict=True):
                 self._vectors[r] = vec
             if self.store is not None:
@@ -175,8 +177,22 @@ class Ranker:
             return
         todo = sorted({t for t in texts if t and t not in self._profile_vectors})
         if todo:
-            for text, vec in zip(todo, self.embedder.embed(todo), strict=True):
+            vectors = self._embed(todo)
+            for text, vec in zip(todo, vectors if vectors is not None else [], strict=False):
                 self._profile_vectors[text] = vec
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray | None:
+        """The model's vectors, or None when it failed: then this run ranks by keywords
+        (one warning), rather than failing."""
+        if self.embedder is None:
+            return None
+        try:
+            return self.embedder.embed(texts)
+        except Exception as exc:  # onnxruntime raises its own types
+            log.warning("ranking by keywords only: the embedding model failed (%s)", exc)
+            self.embedder = None
+            self._vectors.clear()
+            return None
 
     def _term_score(self, term: object) -> np.ndarray:
         key = (term.key, term.weight)  # type: ignore[attr-defined]
@@ -231,7 +247,6 @@ class Ranker:
 
         term_scores = [self._term_score(t)[rows] for t in profile.terms]
         lexical = np.sum(term_scores, axis=0) if term_scores else np.zeros(n)
-        lex = lexical_part(lexical, s, model=self.embedder is not None)
 
         sem = likes = dislikes = None
         cosine = like_cos = np.zeros(n)
@@ -242,6 +257,7 @@ class Ranker:
             liked_vecs, liked_papers = self._liked_vectors(liked_ids)
             disliked_vecs, _ = self._liked_vectors(disliked_ids)
             self._embed_profiles([profile.text])
+        if self.embedder is not None and n:  # (the model may have failed just now)
             vectors = self._matrix[rows]
             query = self._profile_vectors.get(profile.text)
             if query is not None:
@@ -255,6 +271,7 @@ class Ranker:
             dislikes = (
                 like_part(closest(vectors, disliked_vecs)[0], s) if len(disliked_vecs) else None
             )
+        lex = lexical_part(lexical, s, model=sem is not None)
         fused = fuse(lex, sem, likes, dislikes, s)
 
         by_upvotes = not profile.terms
