@@ -232,3 +232,26 @@ def test_a_model_that_fails_mid_run_falls_back_to_keywords(
         report = send_now(config, RunOptions(now=DAY))
     assert report.exit_code == 0 and report.subscribers[0].papers
     assert len([r for r in caplog.records if "model failed" in r.getMessage()]) == 1
+
+
+def test_pseudo_relevance_feedback_moves_the_profile_once_per_run(
+    day_ranker: tuple[Ranker, list[Paper]],
+) -> None:
+    from dataclasses import replace
+
+    ranker, _ = day_ranker
+    day = load(DAYS[0])
+    reader = sub(keywords={"efficient LLM": 1, "KV cache": 1}, min_score=0.0)
+    plain = ranker.rank(day, reader)
+    original = ranker.settings
+    try:
+        ranker.settings = replace(original, prf_weight=0.5, prf_papers=3)
+        expanded = ranker.rank(day, reader)
+        assert len(ranker._prf) == 1
+        ranker.rank(day, reader)
+        assert len(ranker._prf) == 1  # cached for the run
+    finally:
+        ranker.settings = original
+    before = {r.paper.id: r.score_parts["semantic"] for r in plain}
+    after = {r.paper.id: r.score_parts["semantic"] for r in expanded}
+    assert before != after

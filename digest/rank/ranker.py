@@ -95,6 +95,7 @@ class Ranker:
         self._term_scores: dict[object, np.ndarray] = {}
         self._missing_likes: set[str] = set()
         self._author_keys: dict[int, list[tuple[str, str]]] = {}
+        self._prf: dict[object, np.ndarray] = {}
 
     # --- preparation (once per run) ---------------------------------------------------------
 
@@ -259,7 +260,7 @@ class Ranker:
             self._embed_profiles([profile.text])
         if self.embedder is not None and n:  # (the model may have failed just now)
             vectors = self._matrix[rows]
-            query = self._profile_vectors.get(profile.text)
+            query = self._expanded(profile)
             if query is not None:
                 query = rocchio(query, liked_vecs, s.rocchio)
                 cosine = vectors @ query
@@ -336,6 +337,27 @@ class Ranker:
             min_score=sub.min_score,
             limit=limit,
         )
+
+    def _expanded(self, profile: Profile) -> np.ndarray | None:
+        """The profile's vector, moved towards its best papers among those embedded this run
+        (pseudo-relevance feedback: the profile's words say what it means by the papers it
+        finds). Once per profile per run."""
+        query = self._profile_vectors.get(profile.text)
+        s = self.settings
+        if query is None or not s.prf_weight or not s.prf_papers or not self._vectors:
+            return query
+        key = (s, profile.text, tuple((t.key, t.weight) for t in profile.terms))
+        cached = self._prf.get(key)
+        if cached is not None:
+            return cached
+        pool = np.array(sorted(self._vectors), dtype=np.int64)
+        lexical = sum((self._term_score(t)[pool] for t in profile.terms), np.zeros(len(pool)))
+        vectors = self._matrix[pool]
+        first = fuse(lexical_part(lexical, s), semantic_part(vectors @ query, s), None, None, s)
+        best = np.argsort(-first, kind="stable")[: s.prf_papers]
+        expanded = rocchio(query, vectors[best], s.prf_weight)
+        self._prf[key] = expanded
+        return expanded
 
     def _followed(self, rows: np.ndarray, profile: Profile) -> dict[int, list[str]]:
         """Candidate position -> the followed authors among its authors, as spelled there."""
