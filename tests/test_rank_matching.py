@@ -157,3 +157,18 @@ def test_reasons_name_the_field_and_the_spellings_found() -> None:
     abstract = by_text["abstract: pre-training"]
     assert "pre-train" in abstract.terms and "pre-training" in abstract.terms
     assert all(t in stacking.paper.abstract for t in abstract.terms)
+
+
+def test_a_phrase_does_not_run_across_a_full_stop_or_comma(index: Index) -> None:
+    import re
+
+    paper = index.docs[index.by_id["2405.15319"]].paper
+    # Each "word. Word" / "word, word" of that abstract, as a two-word phrase: no match,
+    # unless the pair also stands side by side somewhere else in the abstract.
+    pairs = re.findall(r"\b([A-Za-z]{3,})[.,;:] +([A-Za-z]{3,})\b", paper.abstract)
+    assert len(pairs) >= 3
+    for first, second in pairs:
+        if not re.search(rf"\b{first}[\s-]+{second}\b", paper.title + " " + paper.abstract, re.I):
+            assert not found(index, f"{first} {second}", "2405.15319"), (first, second)
+    # Brackets do not break a phrase: "(LLM) agents" in 2606.13681's abstract.
+    assert "LLM) agen" in " ".join(found(index, "LLM agents", "2606.13681"))

@@ -3,7 +3,8 @@
 Matching
     Text and terms are tokenised alike (digest.rank.text): folded, stemmed, so "networks"
     matches "network" and "queries" "query". A term of several words is a phrase: its words
-    in order, nothing between. Hyphens and spaces do not matter: "pre-training" = "pre
+    in order, nothing between but spaces, dashes, brackets or quotes (not across a comma or
+    a full stop). Hyphens and spaces do not matter: "pre-training" = "pre
     training" = "pretraining" (two adjacent words also count as their joined word). A word
     with two or more capitals ("LoRA", "GNN", "RL") is an acronym: it matches that spelling
     (plural "s" allowed), not the plain word ("lora"). A paper that defines an acronym
@@ -175,7 +176,11 @@ class Index:
             first, rest = variant[0], variant[1:]
             for doc_index, f, pos in self.postings.get(first, ()):
                 at = self.docs[doc_index].units[f]
-                if all(pos + j + 1 < len(at) and u in at[pos + j + 1] for j, u in enumerate(rest)):
+                toks = self.docs[doc_index].tokens[f]
+                if all(
+                    pos + j + 1 < len(at) and u in at[pos + j + 1] and toks[pos + j + 1].joined
+                    for j, u in enumerate(rest)
+                ):
                     end = pos + len(variant) - 1
                     if first[0] == "c":
                         end = pos + 1  # a joined pair spans two tokens
@@ -234,7 +239,8 @@ def _units(tokens: list[Token]) -> list[list[Unit]]:
             # as written and the second's stem, which a term's splits look up (no stemming
             # of every pair: that would dominate indexing).
             if (
-                len(tok.norm) >= 2
+                nxt.joined
+                and len(tok.norm) >= 2
                 and len(nxt.norm) >= 2
                 and tok.norm.isalpha()
                 and nxt.norm.isalpha()

@@ -8,6 +8,8 @@ A token is a run of letters and digits ("C++" and "C#" keep their sign). Each to
              written, without a plural "s" ("GNNs" -> "GNN"); else "". A profile term that is
              such an acronym matches by this key, so case counts: "LoRA" is not "lora".
     start, end  the span in the original text, so the email can highlight what matched
+    joined   only spaces, dashes, brackets or quotes separate it from the token before, so
+             a phrase may run on across that gap (not across ".", ",", ";", ":" ...)
 """
 
 from __future__ import annotations
@@ -75,14 +77,24 @@ class Token:
     acronym: str
     start: int
     end: int
+    joined: bool = True
+
+
+# What may sit between two words of one phrase: spaces, dashes, brackets, quotes, slashes.
+_JOINING = re.compile(r"[\s\-\u2010-\u2015\u2212()\[\]\"'\u2018\u2019\u201c\u201d/]*")
 
 
 def tokenise(text: str) -> list[Token]:
     out: list[Token] = []
+    previous = 0
     for match in _TOKEN.finditer(text):
         surface = match.group()
         norm = fold(surface)
-        out.append(Token(norm, stem(norm), acronym_key(surface), match.start(), match.end()))
+        joined = _JOINING.fullmatch(text, previous, match.start()) is not None
+        out.append(
+            Token(norm, stem(norm), acronym_key(surface), match.start(), match.end(), joined)
+        )
+        previous = match.end()
     return out
 
 
