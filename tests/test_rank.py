@@ -369,3 +369,14 @@ def test_real_day_followed_author_with_accent_leads() -> None:
     assert ranked[0].paper.id == "2606.12488"  # "A Stationary ... Representation", no keyword
     assert ranked[0].followed_authors == ["Niccolò Biondi"]
     assert all("LLM agent" in r.matched for r in ranked[1:])
+
+
+def test_papers_the_reader_marked_are_not_offered_again() -> None:
+    papers = [paper("GNN one", id="2601.00001"), paper("GNN two", id="2601.00002")]
+    papers.append(paper("GNN three", id="2601.00003"))
+    liked = Subscriber(
+        email="ada@example.org", keywords={"GNN": 1}, like=("2601.00001",), min_score=0.0
+    )
+    assert ids(rank_papers(papers, liked)) == ["2601.00002", "2601.00003"]
+    disliked = rank_papers(papers, sub({"GNN": 1}), feedback={"2601.00003": "dislike"})
+    assert ids(disliked) == ["2601.00001", "2601.00002"]

@@ -72,6 +72,8 @@ def explain_paper(
 
 def _verdict(ranker: Ranker, scoring: Scoring, scored: Scored, position: int, kept: bool) -> str:
     """One line: in or out, and what decided it."""
+    if scored.marked:
+        return f"out: the reader marked it ({scored.marked}); it shapes their ranking instead"
     if scored.excluded:
         hits = [
             t.label for t in scoring.profile.excludes if ranker.index.hits(t).spans.get(scored.row)

@@ -4,13 +4,13 @@
     ranker.rank(candidates, subscriber, store.feedback(email)) -> list[RankedPaper]
 
 Order and the cut
-    Any excluded term removes the paper (it wins over a followed author: it is the reader's
-    explicit veto). Papers by followed authors always make it and come first (among
-    themselves by score). The rest need a fused score of at least `min_score` (and above 0)
-    and fill what is left of `max_papers`, best first; ties by upvotes (None lowest), then
-    id. A subscriber
-    without keywords gets the papers by upvotes (score = upvotes), and `min_score` does not
-    apply. `upvote_boost` adds boost * log2(1 + upvotes) to the score.
+    A paper the reader liked or disliked is never offered (they know it). Any excluded term
+    removes the paper (it wins over a followed author: it is the reader's explicit veto).
+    Papers by followed authors always make it and come first (among themselves by score).
+    The rest need a fused score of at least `min_score` (and above 0) and fill what is left
+    of `max_papers`, best first; ties by upvotes (None lowest), then id. A subscriber without
+    keywords gets the papers by upvotes (score = upvotes), and `min_score` does not apply.
+    `upvote_boost` adds boost * log2(1 + upvotes) to the score.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from digest.store import Store, paper_from_json
 log = logging.getLogger(__name__)
 
 # IDF is computed over this many of the store's most recent papers (and the run's).
-BACKGROUND_PAPERS = 2000
+BACKGROUND_PAPERS = 1000
 _AUTO = object()
 
 
@@ -55,11 +55,12 @@ class Scored:
     row: int  # in the ranker's index
     score: float
     parts: dict[str, float]
-    excluded: bool
+    excluded: bool  # an excluded word, or the reader marked it
     authors: list[str]
     liked: Paper | None = None  # the closest liked paper, when it counts as a reason
     meaning: bool = False  # close in meaning to the profile
     terms: list[tuple[float, int]] = field(default_factory=list)  # (score, term index)
+    marked: str = ""  # "like" | "dislike": the reader already marked this paper
 
 
 @dataclass
@@ -245,6 +246,11 @@ class Ranker:
         excluded = np.zeros(n, dtype=bool)
         for term in profile.excludes:
             excluded |= self.index.hits(term).counts[rows].sum(axis=1) > 0
+        # Papers the reader liked or disliked are known to them: never offered again.
+        liked_ids, disliked_ids = liked_and_disliked(profile.likes, feedback)
+        marks = {pid: "like" for pid in liked_ids} | {pid: "dislike" for pid in disliked_ids}
+        marked = np.array([p.id in marks for p in papers], dtype=bool)
+        excluded |= marked
 
         term_scores = [self._term_score(t)[rows] for t in profile.terms]
         lexical = np.sum(term_scores, axis=0) if term_scores else np.zeros(n)
@@ -254,7 +260,6 @@ class Ranker:
         like_which = np.zeros(n, dtype=np.int64)
         liked_papers: list[Paper] = []
         if self.embedder is not None and n:
-            liked_ids, disliked_ids = liked_and_disliked(profile.likes, feedback)
             liked_vecs, liked_papers = self._liked_vectors(liked_ids)
             disliked_vecs, _ = self._liked_vectors(disliked_ids)
             self._embed_profiles([profile.text])
@@ -319,6 +324,7 @@ class Ranker:
                 score=float(score[i]),
                 parts=parts,
                 excluded=bool(excluded[i]),
+                marked=marks.get(papers[i].id, ""),
                 authors=authors.get(i, []),
                 liked=liked_papers[int(like_which[i])] if close else None,
                 meaning=sem is not None and bool(sem[i] >= s.meaning_reason),
