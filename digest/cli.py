@@ -176,7 +176,7 @@ def explain_command(paper_id: str, email: str, config_path: str | None) -> None:
     click.echo(f"for {exp.subscriber.email}: {exp.verdict}")
     click.echo(f"  rank {exp.position} of {exp.candidates} candidates")
     if not exp.new_for_reader:
-        click.echo("  (not new for this reader: ranked as if it were, among their new papers)")
+        click.echo("  (not new for this reader: ranked among the papers first seen that day)")
     limits = f"max_papers {exp.subscriber.max_papers}, min_score {exp.subscriber.min_score:.2f}"
     last = "" if exp.cut_score is None else f"; the last paper in scored {exp.cut_score:.3f}"
     click.echo(f"  cut: {limits}{last}")
