@@ -35,7 +35,7 @@ from digest.rank.fuse import (
     like_part,
     semantic_part,
 )
-from digest.rank.lexical import BM25F, Index
+from digest.rank.lexical import BM25F, Index, Term
 from digest.rank.likes import closest, liked_and_disliked, rocchio
 from digest.rank.profile import Profile, author_key, compile_profile, profile_key
 from digest.store import Store, paper_from_json
@@ -93,7 +93,7 @@ class Ranker:
         self._matrix: np.ndarray = np.zeros((0, DIMENSION), dtype=np.float32)
         self._profiles: dict[tuple[object, ...], Profile] = {}
         self._profile_vectors: dict[str, np.ndarray] = {}
-        self._term_scores: dict[object, np.ndarray] = {}
+        self._term_scores: dict[Term, np.ndarray] = {}
         self._missing_likes: set[str] = set()
         self._author_keys: dict[int, list[tuple[str, str]]] = {}
         self._prf: dict[object, np.ndarray] = {}
@@ -196,11 +196,11 @@ class Ranker:
             self._vectors.clear()
             return None
 
-    def _term_score(self, term: object) -> np.ndarray:
-        key = (term.key, term.weight)  # type: ignore[attr-defined]
-        score = self._term_scores.get(key)
+    def _term_score(self, term: Term) -> np.ndarray:
+        """The term's score in every indexed paper; cached (subscribers share terms)."""
+        score = self._term_scores.get(term)
         if score is None or len(score) != len(self.index):
-            score = self._term_scores[key] = self.index.term_score(term)  # type: ignore[arg-type]
+            score = self._term_scores[term] = self.index.term_score(term)
         return score
 
     def _liked_vectors(self, ids: Sequence[str]) -> tuple[np.ndarray, list[Paper]]:
