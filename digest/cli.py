@@ -128,7 +128,7 @@ def preview_command(
                 f"{sub.email} ({sub.digest_date}): {len(sub.papers)} of {sub.candidates} new papers"
             )
             for i, ranked in enumerate(sub.papers, 1):
-                why = ", ".join(ranked.matched) or "by upvotes"
+                why = ", ".join(ranked.matched or [r.text for r in ranked.reasons]) or "by upvotes"
                 click.echo(f"  {i:2}. [{ranked.score:.2f}] {ranked.paper.title}  ({why})")
             if sub.file:
                 click.echo(f"  wrote {sub.file}")
