@@ -137,7 +137,7 @@ def preview_command(
                 f"{sub.email} ({sub.digest_date}): {len(sub.papers)} of {sub.candidates} new papers"
             )
             for i, ranked in enumerate(sub.papers, 1):
-                why = ", ".join(ranked.matched) or "by upvotes"
+                why = ", ".join(ranked.matched or [r.text for r in ranked.reasons]) or "by upvotes"
                 click.echo(f"  {i:2}. [{ranked.score:.2f}] {ranked.paper.title}  ({why})")
             if sub.file:
                 click.echo(f"  wrote {sub.file}")
@@ -157,6 +157,8 @@ def preview_json(report: RunReport) -> dict[str, Any]:
                         "title": r.paper.title,
                         "score": round(r.score, 4),
                         "matched": list(r.matched),
+                        "reasons": [reason.text for reason in r.reasons],
+                        "score_parts": {k: round(v, 4) for k, v in r.score_parts.items()},
                     }
                     for r in sub.papers
                 ],
@@ -164,6 +166,38 @@ def preview_json(report: RunReport) -> dict[str, Any]:
             for sub in report.subscribers
         ]
     }
+
+
+@cli.command("explain")
+@click.argument("paper_id")
+@click.option("--subscriber", "email", required=True, metavar="EMAIL", help="The reader.")
+@click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+def explain_command(paper_id: str, email: str, config_path: str | None) -> None:
+    """Why PAPER_ID scored what it did for a reader, and where it stood against the cut.
+
+    Reads an in-memory copy of the state: changes nothing, fetches nothing."""
+    from digest.rank import explain_paper
+
+    config = _config(config_path)
+    exp = explain_paper(config, paper_id, email)
+    ranked = exp.paper
+    click.echo(f"{ranked.paper.id}: {ranked.paper.title}")
+    click.echo(f"for {exp.subscriber.email}: {exp.verdict}")
+    click.echo(f"  rank {exp.position} of {exp.candidates} candidates")
+    if not exp.new_for_reader:
+        click.echo("  (not new for this reader: ranked among the papers first seen that day)")
+    limits = f"max_papers {exp.subscriber.max_papers}, min_score {exp.subscriber.min_score:.2f}"
+    last = "" if exp.cut_score is None else f"; the last paper in scored {exp.cut_score:.3f}"
+    click.echo(f"  cut: {limits}{last}")
+    click.echo(f"  score {ranked.score:.3f}")
+    for name, value in ranked.score_parts.items():
+        click.echo(f"    {name:<14} {value:.3f}")
+    if not exp.model:
+        click.echo("  (the embedding model is unavailable: keywords only)")
+    click.echo("  why:" if ranked.reasons else "  why: nothing in the profile matched")
+    for reason in ranked.reasons:
+        found = f"  [{', '.join(reason.terms)}]" if reason.terms else ""
+        click.echo(f"    - {reason.text}{found}")
 
 
 @cli.command("check")

@@ -28,6 +28,8 @@ SOURCE_TYPES = ("hf-papers", "hf-api", "feed")
 DELIVERY_METHODS = ("smtp", "outbox")
 SECURITY_MODES = ("starttls", "tls", "none")
 MAX_PAPERS = 500  # per digest: beyond this a value is a typo
+# Below this fused score a paper is not a plausible match: no digest is padded with it.
+DEFAULT_MIN_SCORE = 0.3
 
 # ASCII addresses only: a non-ASCII one would need SMTPUTF8, which most servers do not offer.
 _EMAIL = re.compile(
@@ -50,6 +52,8 @@ class DigestSettings:
     unsubscribe_url: str = ""
     upvote_boost: float = 0.0  # score added per log2(1 + upvotes); 0 = upvotes only break ties
     templates: Path | None = None  # a folder whose email templates override the shipped ones
+    # Papers whose fused score (0..1, see digest.rank.fuse) is below this are left out.
+    min_score: float = DEFAULT_MIN_SCORE
 
     @property
     def from_email(self) -> str:
@@ -99,6 +103,8 @@ class Subscriber:
     timezone: str = "UTC"
     send_at: time = time(7, 0)
     upvote_boost: float = 0.0
+    like: tuple[str, ...] = ()  # arXiv ids of papers the reader liked (from the config)
+    min_score: float = DEFAULT_MIN_SCORE
 
     @property
     def tz(self) -> ZoneInfo:
@@ -271,6 +277,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
             "unsubscribe_url",
             "upvote_boost",
             "templates",
+            "min_score",
         },
     )
     default_from = "Paper Digest <digest@localhost.localdomain>"
@@ -299,6 +306,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
         unsubscribe_url=url,
         upvote_boost=_float(ctx, place, t, "upvote_boost", 0.0, minimum=0.0, maximum=100.0),
         templates=_templates_dir(ctx, place, t, base),
+        min_score=_float(ctx, place, t, "min_score", DEFAULT_MIN_SCORE, minimum=0.0, maximum=1.0),
     )
 
 
@@ -510,6 +518,8 @@ def _parse_subscriber(
             "timezone",
             "send_at",
             "upvote_boost",
+            "like",
+            "min_score",
         },
     )
     name = _header_text(ctx, place, "name", _str(ctx, place, t, "name", ""))
@@ -527,7 +537,28 @@ def _parse_subscriber(
         upvote_boost=_float(
             ctx, place, t, "upvote_boost", digest.upvote_boost, minimum=0.0, maximum=100.0
         ),
+        like=_likes(ctx, place, _str_list(ctx, place, t, "like")),
+        min_score=_float(ctx, place, t, "min_score", digest.min_score, minimum=0.0, maximum=1.0),
     )
+
+
+def _likes(ctx: _Context, place: str, entries: tuple[str, ...]) -> tuple[str, ...]:
+    """Liked papers as arXiv ids: a bare id, an arXiv URL or a Hugging Face paper URL."""
+    # Imported here: the digest.sources package imports this module.
+    from digest.sources.ids import normalise_arxiv_id
+
+    out: list[str] = []
+    for entry in entries:
+        paper_id = normalise_arxiv_id(entry)
+        if paper_id is None:
+            raise ctx.error(
+                place,
+                f"like: {entry!r} is not an arXiv id or paper URL",
+                fix='write an id such as "2606.00467" or https://arxiv.org/abs/2606.00467',
+            )
+        if paper_id not in out:
+            out.append(paper_id)
+    return tuple(out)
 
 
 def _keywords(ctx: _Context, place: str, value: Any) -> dict[str, float]:

@@ -123,6 +123,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "paper embeddings for the semantic ranking",
+        """
+        -- Each paper's sentence embedding, computed once (normalised float32 bytes). `model`
+        -- names the model that made it: another model means embedding the paper again.
+        CREATE TABLE paper_embeddings (
+            paper_id TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -226,6 +226,7 @@ async def run_digest(
                 now=started,
                 fetched=fetched,
                 sources_failed=any(s.status == "failed" for s in report.sources),
+                subscribers=subscribers,
             )
             sink: Mailer | None = None
             if options.dry_run:

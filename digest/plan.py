@@ -28,7 +28,7 @@ from digest.config import Config, Subscriber
 from digest.mailbuild import MailHeaders
 from digest.message import make_message_id
 from digest.models import DigestContent, DigestLinks, Paper, RankedPaper
-from digest.rank import rank_papers
+from digest.rank import Ranker, run_papers
 from digest.store import DigestRecord, Store
 from digest.web.links import digest_links
 from digest.web.links import unsubscribe_url as web_unsubscribe_url
@@ -86,6 +86,7 @@ class RunContext:
     sources_failed: bool
     trending: list[Paper]  # the run's papers by upvotes, most first
     sender: str  # the envelope MAIL FROM
+    ranker: Ranker  # papers indexed and embedded once, profiles compiled once
     unsubscribed: dict[str, str]  # readers who left on the web side: email -> when
     web_secret: bytes  # signs the web links (b"" when [web] is not configured)
 
@@ -99,6 +100,7 @@ class RunContext:
         now: datetime,
         fetched: Sequence[Paper],
         sources_failed: bool,
+        subscribers: Sequence[Subscriber],
     ) -> RunContext:
         upvoted = [p for p in fetched if p.upvotes]
         upvoted.sort(key=lambda p: (-(p.upvotes or 0), p.id))
@@ -111,12 +113,20 @@ class RunContext:
             sources_failed=sources_failed,
             trending=upvoted[: TRENDING * 4],
             sender=config.digest.from_email,
+            # Index and embed the papers the run's subscribers may get, once (embeddings are
+            # stored); an older candidate is prepared when it comes up.
+            ranker=Ranker.for_run(
+                store,
+                run_papers(store, lookback_days=config.digest.lookback_days, now=now),
+                subscribers=subscribers,
+            ),
             unsubscribed=store.unsubscribed(),
             web_secret=require_secret(config.web) if config.web is not None else b"",
         )
 
     def rank(self, candidates: Sequence[Paper], sub: Subscriber) -> list[RankedPaper]:
-        return rank_papers(list(candidates), sub)
+        """Ranked and cut, with the reader's likes and dislikes from the web side."""
+        return self.ranker.rank(candidates, sub, self.store.feedback(sub.email))
 
 
 def digest_date(ctx: RunContext, sub: Subscriber) -> str:

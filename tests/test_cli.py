@@ -71,7 +71,8 @@ def test_preview_json_is_in_rank_order(config_file, tmp_path):
     emails = [s["email"] for s in doc["subscribers"]]
     assert emails == ["ada@example.org", "bob@example.org"]
     ada = doc["subscribers"][0]["papers"]
-    assert ada and all(set(p) == {"id", "title", "score", "matched"} for p in ada)
+    keys = {"id", "title", "score", "matched", "reasons", "score_parts"}
+    assert ada and all(set(p) == keys for p in ada)
     assert [p["score"] for p in ada] == sorted((p["score"] for p in ada), reverse=True)
     assert all(p["matched"] for p in ada)
     assert not (tmp_path / "state.sqlite3").exists()

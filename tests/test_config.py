@@ -167,3 +167,24 @@ def test_templates_folder_is_relative_to_the_config_and_must_exist(tmp_path):
     assert load_config(write(tmp_path, "[digest]\n")).digest.templates is None
     message = error_of(tmp_path, '[digest]\ntemplates = "nowhere"\n')
     assert "[digest]" in message and "templates = 'nowhere'" in message and "fix:" in message
+
+
+def test_like_accepts_ids_and_urls_and_names_a_bad_entry(tmp_path):
+    from digest.config import DEFAULT_MIN_SCORE
+
+    def load(like, **extra):
+        path = tmp_path / "digest.toml"
+        lines = ['[[subscriber]]', 'email = "ada@example.org"', f"like = {like}"]
+        lines += [f"{k} = {v}" for k, v in extra.items()]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return load_config(path)
+
+    config = load(
+        '["2606.00467", "https://arxiv.org/abs/2606.00467v2", "https://huggingface.co/papers/2606.13681"]'
+    )
+    [sub] = config.subscribers
+    assert sub.like == ("2606.00467", "2606.13681")
+    assert sub.min_score == DEFAULT_MIN_SCORE
+    assert load("[]", min_score=0.5).subscribers[0].min_score == 0.5
+    with pytest.raises(ConfigError, match="like: 'my favourite paper' is not an arXiv id"):
+        load('["my favourite paper"]')

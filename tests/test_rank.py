@@ -1,4 +1,11 @@
-"""Ranking: keyword matching, scoring, excludes, followed authors, upvotes, the cut."""
+"""Ranking without the model: keyword matching, scoring, excludes, followed authors, upvotes,
+the cut. (The model, fusion, likes and reasons: tests/test_rank_*.py.)
+
+Changed on purpose with the new ranking (digest/rank/): stemming makes "network" match
+"networking" and "survey" "surveying"; scores are BM25F mapped to 0..1 (no more exact
+3-per-title-match sums, no hard cap at 10 repeats); a paper needs min_score to be kept.
+Synthetic sets of a few papers give every term a tiny IDF, so these tests set min_score = 0
+unless they test it."""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ import pytest
 
 from digest.config import Subscriber
 from digest.models import Paper, RankedPaper
-from digest.rank import TITLE_WEIGHT, rank_papers
+from digest.rank import rank_papers
+from digest.rank.lexical import Index, compile_term
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -23,6 +31,7 @@ def sub(
     authors: Sequence[str] = (),
     max_papers: int = 15,
     upvote_boost: float = 0.0,
+    min_score: float = 0.0,
 ) -> Subscriber:
     return Subscriber(
         email="ada@example.org",
@@ -31,6 +40,7 @@ def sub(
         authors=tuple(authors),
         max_papers=max_papers,
         upvote_boost=upvote_boost,
+        min_score=min_score,
     )
 
 
@@ -56,7 +66,11 @@ def paper(
 
 def matches(term: str, text: str) -> bool:
     """Does `term` alone match a paper whose abstract is `text`?"""
-    return bool(rank_papers([paper(abstract=text)], sub({term: 1})))
+    index = Index()
+    index.add([paper(abstract=text)])
+    found = compile_term(term, 1.0, with_words=False)
+    assert found is not None
+    return bool(index.hits(found).counts.sum())
 
 
 def ids(ranked: list[RankedPaper]) -> list[str]:
@@ -88,6 +102,10 @@ def ids(ranked: list[RankedPaper]) -> list[str]:
         ("naive", "the naïve baseline"),
         ("Transformer", "TRANSFORMER blocks"),
         ("C++", "kernels written in C++ for speed"),
+        # Stemming (changed on purpose: these did not match before).
+        ("network", "networking stack"),
+        ("survey", "surveying tools"),
+        ("reasoning", "models that reason"),
     ],
 )
 def test_terms_match_case_and_plural_insensitively(term: str, text: str) -> None:
@@ -104,8 +122,7 @@ def test_terms_match_case_and_plural_insensitively(term: str, text: str) -> None
         ("GNN", "explained by GNNExplainer"),
         ("AI", "samples are i.i.d. and a i.i.d. test"),
         ("graph", "paragraphs"),
-        ("network", "networking stack"),
-        ("survey", "surveying tools"),
+        ("LoRA", "the lora of the valley"),  # a short acronym matches by case
     ],
 )
 def test_terms_match_only_on_word_boundaries(term: str, text: str) -> None:
@@ -135,9 +152,8 @@ def test_hyphenation_and_spacing_do_not_matter(term: str, text: str) -> None:
 def test_matched_lists_terms_as_written_strongest_first() -> None:
     p = paper("Graph Neural Networks for Link Prediction", "We use GNNs.")
     [ranked] = rank_papers([p], sub({"link prediction": 1, "GNN": 3, "graph neural network": 2}))
-    assert ranked.matched == ["graph neural network", "link prediction", "GNN"]
-    # graph neural network: 2 * 3 (title); link prediction: 1 * 3 (title); GNN: 3 * 1 (abstract)
-    assert ranked.score == pytest.approx(6 + 3 + 3)
+    assert sorted(ranked.matched) == ["GNN", "graph neural network", "link prediction"]
+    assert ranked.matched[-1] == "link prediction"  # weight 1; the others weigh 2 and 3
 
 
 # --- scoring ---------------------------------------------------------------------------------
@@ -146,28 +162,33 @@ def test_matched_lists_terms_as_written_strongest_first() -> None:
 def test_title_match_counts_more_than_abstract_match() -> None:
     in_title = paper("Diffusion for audio", "We present a model.", id="2601.00001")
     in_abstract = paper("A model for audio", "We use diffusion.", id="2601.00002")
-    ranked = rank_papers([in_abstract, in_title], sub({"diffusion": 1}))
-    assert ids(ranked) == ["2601.00001", "2601.00002"]
-    assert ranked[0].score == pytest.approx(TITLE_WEIGHT * ranked[1].score)
+    ranked = rank_papers([in_abstract, in_title, paper("x"), paper("y")], sub({"diffusion": 1}))
+    assert ids(ranked)[:2] == ["2601.00001", "2601.00002"]
+    assert ranked[0].score > ranked[1].score > 0
 
 
 def test_repeats_saturate() -> None:
     def score(n: int) -> float:
-        [r] = rank_papers([paper("x", " ".join(["diffusion"] * n))], sub({"diffusion": 1}))
-        return r.score
+        others = [paper("x", "nothing here"), paper("y", "nor here")]
+        p = paper("x", " ".join(["diffusion"] * n))
+        [r] = rank_papers([p, *others], sub({"diffusion": 1}))
+        return r.score_parts["lexical"]
 
-    assert score(1) < score(2) < score(5) < score(10)
-    assert score(10) == score(100)  # capped
+    assert score(1) < score(2) < score(5) < score(10) < score(100)
     assert score(2) - score(1) > score(3) - score(2)  # diminishing
-    assert score(100) < 5 * score(1)
+    assert score(100) < 3 * score(1)
 
 
 def test_weights_multiply_and_terms_add_up() -> None:
     one = paper("x", "link prediction", id="2601.00001")
     both = paper("x", "link prediction with a GNN", id="2601.00002")
-    ranked = rank_papers([one, both], sub({"link prediction": 1, "GNN": 3}))
-    assert ids(ranked) == ["2601.00002", "2601.00001"]
-    assert [r.score for r in ranked] == pytest.approx([4.0, 1.0])
+    filler = [paper("x", "unrelated"), paper("y", "unrelated too")]
+    ranked = rank_papers([one, both, *filler], sub({"link prediction": 1, "GNN": 3}))
+    assert ids(ranked)[:2] == ["2601.00002", "2601.00001"]
+    lexical = {r.paper.id: r.score_parts["lexical"] for r in ranked}
+    heavier = rank_papers([one, both, *filler], sub({"link prediction": 2}))
+    assert heavier[0].score_parts["lexical"] == pytest.approx(2 * lexical["2601.00001"])
+    assert lexical["2601.00002"] > lexical["2601.00001"]
 
 
 def test_papers_without_a_match_are_dropped() -> None:
@@ -191,16 +212,19 @@ def test_upvotes_break_ties_then_id() -> None:
 def test_upvote_boost_adds_log_of_upvotes() -> None:
     quiet = paper("GNN", "GNN", id="2601.00001", upvotes=0)
     popular = paper("GNN", id="2601.00002", upvotes=63)
-    ranked = rank_papers([quiet, popular], sub({"GNN": 1}, upvote_boost=0.5))
+    filler = [paper("x"), paper("y")]
+    plain = {r.paper.id: r.score for r in rank_papers([quiet, popular, *filler], sub({"GNN": 1}))}
+    assert plain["2601.00001"] > plain["2601.00002"]
+    ranked = rank_papers([quiet, popular, *filler], sub({"GNN": 1}, upvote_boost=0.1))
     by_id = {r.paper.id: r.score for r in ranked}
-    assert by_id["2601.00001"] == pytest.approx(4.0)
-    assert by_id["2601.00002"] == pytest.approx(3.0 + 0.5 * math.log2(64))
-    assert ids(ranked) == ["2601.00002", "2601.00001"]  # without the boost: 3.0 < 4.0
+    assert by_id["2601.00001"] == pytest.approx(plain["2601.00001"])
+    assert by_id["2601.00002"] == pytest.approx(plain["2601.00002"] + 0.1 * math.log2(64))
+    assert ids(ranked)[:2] == ["2601.00002", "2601.00001"]
 
 
 def test_no_upvotes_no_boost() -> None:
     [r] = rank_papers([paper("GNN", upvotes=None)], sub({"GNN": 1}, upvote_boost=2.0))
-    assert r.score == pytest.approx(3.0)
+    assert r.score == pytest.approx(r.score_parts["fused"])
 
 
 # --- excludes and followed authors -----------------------------------------------------------
@@ -255,7 +279,7 @@ def test_followed_author_paper_keeps_its_keyword_terms() -> None:
     p = paper("GNN at scale", authors=["Jure Leskovec"])
     [ranked] = rank_papers([p], sub({"GNN": 2}, authors=["Jure Leskovec"]))
     assert ranked.matched == ["GNN", "author: Jure Leskovec"]
-    assert ranked.score == pytest.approx(6.0)
+    assert ranked.score > 0
 
 
 # --- no keywords, the cut, input hygiene -----------------------------------------------------
@@ -345,3 +369,14 @@ def test_real_day_followed_author_with_accent_leads() -> None:
     assert ranked[0].paper.id == "2606.12488"  # "A Stationary ... Representation", no keyword
     assert ranked[0].followed_authors == ["Niccolò Biondi"]
     assert all("LLM agent" in r.matched for r in ranked[1:])
+
+
+def test_papers_the_reader_marked_are_not_offered_again() -> None:
+    papers = [paper("GNN one", id="2601.00001"), paper("GNN two", id="2601.00002")]
+    papers.append(paper("GNN three", id="2601.00003"))
+    liked = Subscriber(
+        email="ada@example.org", keywords={"GNN": 1}, like=("2601.00001",), min_score=0.0
+    )
+    assert ids(rank_papers(papers, liked)) == ["2601.00002", "2601.00003"]
+    disliked = rank_papers(papers, sub({"GNN": 1}), feedback={"2601.00003": "dislike"})
+    assert ids(disliked) == ["2601.00001", "2601.00002"]

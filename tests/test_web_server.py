@@ -177,8 +177,7 @@ def test_the_view_link_shows_the_digest_as_mailed(world, smtp_server):
     assert title.split()[0] in page.text
 
 
-@pytest.mark.xfail(reason="needs the ranker's feedback support", strict=False)
-def test_a_like_changes_that_readers_next_ranking(world):
+def test_a_like_changes_that_readers_next_ranking(world, real_model):
     world.day(1, world.items[:10])
     [ada] = world.mails_to("ada@example.org")
     # Like the paper Ada got at the bottom of her digest.
@@ -191,7 +190,9 @@ def test_a_like_changes_that_readers_next_ranking(world):
     # The next digest (a preview of it): Ada and Bob have the same profile, only Ada's like
     # tells them apart.
     world.serve_page(world.items[10:40])
-    report = send_now(world.config, RunOptions(now=DAY1.replace(day=13), dry_run=True))
+    report = send_now(
+        world.config, RunOptions(now=DAY1.replace(day=13), dry_run=True, keep_papers=True)
+    )
     preview = {s["email"]: s["papers"] for s in preview_json(report)["subscribers"]}
     ada_rank = [(p["id"], p["score"]) for p in preview["ada@example.org"]]
     bob_rank = [(p["id"], p["score"]) for p in preview["bob@example.org"]]

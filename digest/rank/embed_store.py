@@ -1,0 +1,42 @@
+"""Paper embeddings in the state (table paper_embeddings): each paper embedded once, ever."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from digest.store import Store
+
+DTYPE = np.float32
+
+
+def load_embeddings(store: Store, ids: Iterable[str], model: str) -> dict[str, np.ndarray]:
+    """The stored vectors of these papers made by `model` (others are absent)."""
+    ids = list(ids)
+    out: dict[str, np.ndarray] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = store.conn.execute(
+            "SELECT paper_id, vector FROM paper_embeddings "
+            f"WHERE model = ? AND paper_id IN ({marks})",
+            (model, *chunk),
+        )
+        for pid, blob in rows:
+            out[pid] = np.frombuffer(blob, dtype=DTYPE)
+    return out
+
+
+def save_embeddings(store: Store, ids: Sequence[str], vectors: np.ndarray, model: str) -> None:
+    """Store (or replace) the vectors of these papers, in one transaction."""
+    rows = [
+        (pid, model, np.ascontiguousarray(vec, dtype=DTYPE).tobytes())
+        for pid, vec in zip(ids, vectors, strict=True)
+    ]
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO paper_embeddings (paper_id, model, vector) VALUES (?, ?, ?) "
+            "ON CONFLICT (paper_id) DO UPDATE SET model = excluded.model, vector = excluded.vector",
+            rows,
+        )

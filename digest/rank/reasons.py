@@ -1,0 +1,60 @@
+"""Why a paper is in a digest, in words the email and `digest explain` can show."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from digest.models import Paper, Reason
+from digest.rank.lexical import FIELDS, Index, Term
+
+
+def term_reasons(index: Index, row: int, terms: Sequence[Term]) -> list[Reason]:
+    """One reason per (term, field) that matched, with the spellings found in that field.
+    A phrase that did not match whole but whose words did says which words."""
+    doc = index.docs[row]
+    texts = (doc.paper.title, doc.paper.abstract)
+    out: list[Reason] = []
+    for term in terms:
+        spans = index.hits(term).spans.get(row)
+        if spans:
+            out += _by_field(spans, texts, term.label, term.label)
+            continue
+        for word in term.words:
+            word_spans = index.hits(word).spans.get(row)
+            if word_spans:
+                out += _by_field(word_spans, texts, word.label, f"{word.label} (of “{term.label}”)")
+    return out
+
+
+def _by_field(
+    spans: list[tuple[int, int, int]], texts: tuple[str, str], label: str, shown: str
+) -> list[Reason]:
+    out: list[Reason] = []
+    for f, where in enumerate(FIELDS):
+        found: list[str] = []
+        for field, start, end in spans:
+            if field == f and (text := texts[f][start:end]) not in found:
+                found.append(text)
+        if found:
+            out.append(Reason("term", f"{where}: {shown}", terms=tuple(found), where=where))
+    return out
+
+
+def author_reasons(authors: Sequence[str]) -> list[Reason]:
+    return [Reason("author", f"by {name}, whom you follow", (name,), "authors") for name in authors]
+
+
+def like_reason(liked: Paper | None) -> list[Reason]:
+    if liked is None:
+        return []
+    return [Reason("like", f"close to a paper you liked: “{liked.title}”")]
+
+
+def meaning_reason() -> list[Reason]:
+    return [Reason("meaning", "close in meaning to your keywords")]
+
+
+def upvote_reason(upvotes: int | None) -> list[Reason]:
+    if not upvotes:
+        return []
+    return [Reason("upvotes", f"{upvotes} upvotes on Hugging Face")]

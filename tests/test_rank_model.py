@@ -1,0 +1,257 @@
+"""The embedding model in the ranking: its files checked, the lexical fallback, embeddings
+stored once, likes (config and feedback), meaning, and `digest explain`."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import cli
+from digest.config import Subscriber, load_config
+from digest.models import Paper
+from digest.pipeline import RunOptions, send_now
+from digest.rank import Ranker, explain_paper
+from digest.rank.embed import MODEL_DIR, Embedder, ModelUnavailable
+from digest.rank.embed_store import load_embeddings
+from digest.store import Store
+from tests.helpers import hf_items, hf_page, write_config
+from tests.test_rank_matching import DAYS, load
+
+DAY = datetime(2026, 6, 12, 6, 0, tzinfo=UTC)
+
+
+class CountingEmbedder:
+    """The real model, recording every text it embeds."""
+
+    def __init__(self, real: Embedder) -> None:
+        self.real = real
+        self.name = real.name
+        self.texts: list[str] = []
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.texts += texts
+        return self.real.embed(texts)
+
+
+def config_for(tmp_path: Path, items_file: str, **sub: object) -> Path:
+    (tmp_path / "papers.html").write_text(hf_page(hf_items(items_file)), encoding="utf-8")
+    subscriber = {"email": "ada@example.org", "keywords": {"LLM agent": 2, "benchmark": 1}}
+    subscriber.update(sub)
+    return write_config(
+        tmp_path / "digest.toml",
+        sources=[{"type": "hf-papers", "url": "papers.html"}],
+        subscribers=[subscriber],
+    )
+
+
+# --- the model files -------------------------------------------------------------------------
+
+
+def test_model_files_are_checked_at_load(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="cannot read"):
+        Embedder(tmp_path)
+    shutil.copy(MODEL_DIR / "tokenizer.json", tmp_path / "tokenizer.json")
+    (tmp_path / "model.onnx").write_bytes(b"not the model")
+    with pytest.raises(ModelUnavailable, match="sha256"):
+        Embedder(tmp_path)
+
+
+def test_a_run_without_the_model_ranks_by_keywords_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("digest.rank.ranker.load_embedder", lambda: Embedder(tmp_path / "none"))
+    config = load_config(config_for(tmp_path, "hf_api_daily_papers_2026-06-12_sotawhat.json"))
+    with caplog.at_level(logging.WARNING):
+        report = send_now(config, RunOptions(now=DAY, keep_papers=True))
+    assert report.exit_code == 0
+    [sub] = report.subscribers
+    assert sub.status == "sent" and sub.papers
+    assert all("LLM agent" in r.matched or "benchmark" in r.matched for r in sub.papers)
+    assert all("semantic" not in r.score_parts for r in sub.papers)
+    warnings = [r for r in caplog.records if "keywords only" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+# --- embeddings stored once ------------------------------------------------------------------
+
+
+def test_each_paper_is_embedded_once_across_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real_model: Embedder
+) -> None:
+    counting = CountingEmbedder(real_model)
+    monkeypatch.setattr("digest.rank.ranker.load_embedder", lambda: counting)
+    first_day = "hf_api_daily_papers_2026-06-12_sotawhat.json"
+    config = load_config(config_for(tmp_path, first_day))
+    day1 = {p.id for p in load(first_day)}
+
+    assert send_now(config, RunOptions(now=DAY)).exit_code == 0
+    with Store.open(config.digest.state) as store:
+        stored = load_embeddings(store, day1, real_model.name)
+    assert stored.keys() == day1
+    papers_embedded = [t for t in counting.texts if len(t) > 200]  # abstracts, not profiles
+    assert len(papers_embedded) == len(day1)
+
+    # A second run over the same page: nothing new, nothing embedded again.
+    counting.texts.clear()
+    report = send_now(config, RunOptions(now=DAY + timedelta(days=1), keep_papers=True))
+    assert report.exit_code == 0
+    assert [t for t in counting.texts if len(t) > 200] == []
+
+    # A third with another day's page: only its papers are embedded.
+    second_day = "hf_api_daily_papers_2026-07-31_allnewsai.json"
+    (tmp_path / "papers.html").write_text(hf_page(hf_items(second_day)), encoding="utf-8")
+    counting.texts.clear()
+    assert send_now(config, RunOptions(now=DAY + timedelta(days=2))).exit_code == 0
+    day2 = {p.id for p in load(second_day)} - day1
+    assert len([t for t in counting.texts if len(t) > 200]) == len(day2)
+
+
+# --- fusion, likes and meaning ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def day_ranker(real_model: Embedder) -> tuple[Ranker, list[Paper]]:
+    papers = [p for day in DAYS for p in load(day)]
+    return Ranker.for_run(None, papers, embedder=real_model), papers
+
+
+def sub(**kw: object) -> Subscriber:
+    base: dict[str, object] = {"email": "ada@example.org", "max_papers": 10}
+    base.update(kw)
+    return Subscriber(**base)  # type: ignore[arg-type]
+
+
+def test_meaning_finds_a_relevant_paper_that_names_no_keyword(
+    day_ranker: tuple[Ranker, list[Paper]],
+) -> None:
+    ranker, papers = day_ranker
+    day = load(DAYS[0])
+    reader = sub(keywords={"LoRA": 2, "quantization": 2, "efficient LLM": 2, "KV cache": 1})
+    ranked = ranker.rank(day, reader)
+    # 2606.13392 "MiniMax Sparse Attention" (efficient long-context attention for LLMs)
+    # names none of the keywords: only "efficient" of "efficient LLM", in passing.
+    sparse = next(r for r in ranked if r.paper.id == "2606.13392")
+    assert not sparse.matched
+    assert "meaning" in [r.kind for r in sparse.reasons]
+    assert {"lexical", "semantic", "fused"} <= sparse.score_parts.keys()
+    lexical_only = Ranker.for_run(None, papers, embedder=None)
+    by_words = [r.paper.id for r in lexical_only.rank(day, reader)]
+    position = [r.paper.id for r in ranked].index("2606.13392")
+    assert "2606.13392" not in by_words or by_words.index("2606.13392") > position
+
+
+def test_likes_from_the_config_and_from_feedback_pull_similar_papers_up(
+    day_ranker: tuple[Ranker, list[Paper]],
+) -> None:
+    ranker, _ = day_ranker
+    day = load(DAYS[0])
+    liked = "2606.12243"  # speculative decoding
+    rest = [p for p in day if p.id != liked]
+    reader = sub(keywords={"LLM": 1}, min_score=0.0, max_papers=30)
+    plain = [r.paper.id for r in ranker.rank(rest, reader)]
+    from_config = ranker.rank(
+        rest, sub(keywords={"LLM": 1}, min_score=0.0, max_papers=30, like=(liked,))
+    )
+    from_feedback = ranker.rank(rest, reader, {liked: "like"})
+    assert [r.paper.id for r in from_config] == [r.paper.id for r in from_feedback]
+    assert [r.paper.id for r in from_config] != plain
+    top = from_config[0]
+    assert any(r.kind == "like" and "Speculative Decoding" in r.text for r in top.reasons)
+    assert plain.index(top.paper.id) > 0  # it moved up
+    assert top.score_parts["likes"] > 0.4  # the cosine to the liked paper
+
+    disliked = ranker.rank(rest, reader, {liked: "dislike"})
+    moved = top.paper.id
+    assert [r.paper.id for r in disliked].index(moved) >= plain.index(moved)
+
+
+def test_a_liked_paper_not_in_the_state_is_ignored_with_one_warning(
+    day_ranker: tuple[Ranker, list[Paper]], caplog: pytest.LogCaptureFixture
+) -> None:
+    ranker, _ = day_ranker
+    day = load(DAYS[0])
+    reader = sub(keywords={"LLM": 1}, like=("2001.00001",))
+    with caplog.at_level(logging.WARNING):
+        first = ranker.rank(day, reader)
+        ranker.rank(day, reader)
+    assert [r.paper.id for r in first] == [
+        r.paper.id for r in ranker.rank(day, sub(keywords={"LLM": 1}))
+    ]
+    assert len([r for r in caplog.records if "2001.00001" in r.getMessage()]) == 1
+
+
+# --- explain ---------------------------------------------------------------------------------
+
+
+def test_explain_prints_parts_reasons_and_the_cut(tmp_path: Path) -> None:
+    path = config_for(tmp_path, "hf_api_daily_papers_2026-06-12_sotawhat.json", max_papers=3)
+    config = load_config(path)
+    send_now(config, RunOptions(now=DAY))  # the state now holds the day (model off here)
+    sent = Store.open(config.digest.state)
+    [record] = sent.digests("ada@example.org")
+    sent.close()
+
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["explain", record.paper_ids[0], "--subscriber", "ada@example.org", "-c", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "rank 1 of 30" in result.output  # among the papers first seen that day
+    assert "in: #1 of max_papers 3" in result.output
+    assert "lexical" in result.output and "why:" in result.output
+    assert "not new for this reader" in result.output  # it was sent already
+
+    # A paper below the cut says so; one not in the state is a usage error.
+    last = explain_paper(config, "2606.12488", "ada@example.org", now=DAY)
+    assert not last.in_digest and last.verdict.startswith("out:")
+    missing = runner.invoke(
+        cli, ["explain", "2001.00001", "--subscriber", "ada@example.org", "-c", str(path)]
+    )
+    assert missing.exit_code == 2
+    assert "not in the state" in missing.output
+
+
+def test_a_model_that_fails_mid_run_falls_back_to_keywords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:
+        name = "broken"
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            raise RuntimeError("onnxruntime fell over")
+
+    monkeypatch.setattr("digest.rank.ranker.load_embedder", lambda: Broken())
+    config = load_config(config_for(tmp_path, "hf_api_daily_papers_2026-06-12_sotawhat.json"))
+    with caplog.at_level(logging.WARNING):
+        report = send_now(config, RunOptions(now=DAY, keep_papers=True))
+    assert report.exit_code == 0 and report.subscribers[0].papers
+    assert len([r for r in caplog.records if "model failed" in r.getMessage()]) == 1
+
+
+def test_pseudo_relevance_feedback_moves_the_profile_once_per_run(
+    day_ranker: tuple[Ranker, list[Paper]],
+) -> None:
+    from dataclasses import replace
+
+    ranker, _ = day_ranker
+    day = load(DAYS[0])
+    reader = sub(keywords={"efficient LLM": 1, "KV cache": 1}, min_score=0.0)
+    plain = ranker.rank(day, reader)
+    original = ranker.settings
+    try:
+        ranker.settings = replace(original, prf_weight=0.5, prf_papers=3)
+        expanded = ranker.rank(day, reader)
+        assert len(ranker._prf) == 1
+        ranker.rank(day, reader)
+        assert len(ranker._prf) == 1  # cached for the run
+    finally:
+        ranker.settings = original
+    before = {r.paper.id: r.score_parts["semantic"] for r in plain}
+    after = {r.paper.id: r.score_parts["semantic"] for r in expanded}
+    assert before != after
