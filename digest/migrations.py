@@ -135,6 +135,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "profile embeddings kept across runs",
+        """
+        -- A reader profile's embedding (normalised float32 bytes), keyed by the profile's
+        -- text: computed once when a profile is first ranked, not again every run.
+        CREATE TABLE profile_embeddings (
+            text TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -367,6 +367,7 @@ async def _stream(
             if task is not None and not task.done():
                 task.cancel()
         builder.close()
+        ctx.ranker.close()
 
 
 async def _produce(

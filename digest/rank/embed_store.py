@@ -1,4 +1,5 @@
-"""Paper embeddings in the state (table paper_embeddings): each paper embedded once, ever."""
+"""Embeddings in the state: each paper embedded once, ever (paper_embeddings), and each
+reader profile once, until its keywords change (profile_embeddings)."""
 
 from __future__ import annotations
 
@@ -38,5 +39,36 @@ def save_embeddings(store: Store, ids: Sequence[str], vectors: np.ndarray, model
         conn.executemany(
             "INSERT INTO paper_embeddings (paper_id, model, vector) VALUES (?, ?, ?) "
             "ON CONFLICT (paper_id) DO UPDATE SET model = excluded.model, vector = excluded.vector",
+            rows,
+        )
+
+
+def load_profile_vectors(store: Store, texts: Iterable[str], model: str) -> dict[str, np.ndarray]:
+    """The stored vectors of these profile texts made by `model` (others are absent)."""
+    texts = list(texts)
+    out: dict[str, np.ndarray] = {}
+    for start in range(0, len(texts), 500):
+        chunk = texts[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = store.conn.execute(
+            f"SELECT text, vector FROM profile_embeddings WHERE model = ? AND text IN ({marks})",
+            (model, *chunk),
+        )
+        for text, blob in rows:
+            out[text] = np.frombuffer(blob, dtype=DTYPE)
+    return out
+
+
+def save_profile_vectors(
+    store: Store, texts: Sequence[str], vectors: np.ndarray, model: str
+) -> None:
+    rows = [
+        (text, model, np.ascontiguousarray(vec, dtype=DTYPE).tobytes())
+        for text, vec in zip(texts, vectors, strict=True)
+    ]
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO profile_embeddings (text, model, vector) VALUES (?, ?, ?) "
+            "ON CONFLICT (text) DO UPDATE SET model = excluded.model, vector = excluded.vector",
             rows,
         )

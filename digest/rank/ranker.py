@@ -38,6 +38,7 @@ from digest.rank.fuse import (
 from digest.rank.lexical import BM25F, Index, Term
 from digest.rank.likes import closest, liked_and_disliked, rocchio
 from digest.rank.profile import Profile, author_key, compile_profile, profile_key
+from digest.rank.profile_vectors import ProfileVectors
 from digest.store import Store, paper_from_json
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class Ranker:
         self._vectors: dict[int, np.ndarray] = {}  # index row -> paper vector
         self._matrix: np.ndarray = np.zeros((0, DIMENSION), dtype=np.float32)
         self._profiles: dict[tuple[object, ...], Profile] = {}
-        self._profile_vectors: dict[str, np.ndarray] = {}
+        self._profile_vectors: ProfileVectors | None = None
         self._term_scores: dict[Term, np.ndarray] = {}
         self._missing_likes: set[str] = set()
         self._author_keys: dict[int, list[tuple[str, str]]] = {}
@@ -133,8 +134,15 @@ class Ranker:
         ranker._ensure_vectors(papers)
         for sub in subscribers:
             ranker.profile(sub)
-        ranker._embed_profiles([ranker.profile(s).text for s in subscribers])
+        if ranker.embedder is not None:
+            ranker._profile_vectors = ProfileVectors(ranker.embedder, store)
+            ranker._profile_vectors.start([ranker.profile(s).text for s in subscribers])
         return ranker
+
+    def close(self) -> None:
+        """Keep the profile vectors embedded in this run for the next ones."""
+        if self._profile_vectors is not None:
+            self._profile_vectors.save()
 
     def profile(self, sub: Subscriber) -> Profile:
         key = profile_key(sub)
@@ -174,14 +182,19 @@ class Ranker:
             matrix[r] = vec
         self._matrix = matrix
 
-    def _embed_profiles(self, texts: Sequence[str]) -> None:
-        if self.embedder is None:
-            return
-        todo = sorted({t for t in texts if t and t not in self._profile_vectors})
-        if todo:
-            vectors = self._embed(todo)
-            for text, vec in zip(todo, vectors if vectors is not None else [], strict=False):
-                self._profile_vectors[text] = vec
+    def _profile_vector(self, text: str) -> np.ndarray | None:
+        """The profile text's vector (see profile_vectors); None without the model."""
+        if self.embedder is None or not text:
+            return None
+        if self._profile_vectors is None:
+            self._profile_vectors = ProfileVectors(self.embedder, self.store)
+        try:
+            return self._profile_vectors.get(text)
+        except Exception as exc:  # onnxruntime raises its own types
+            log.warning("ranking by keywords only: the embedding model failed (%s)", exc)
+            self.embedder = None
+            self._vectors.clear()
+            return None
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray | None:
         """The model's vectors, or None when it failed: then this run ranks by keywords
@@ -262,7 +275,7 @@ class Ranker:
         if self.embedder is not None and n:
             liked_vecs, liked_papers = self._liked_vectors(liked_ids)
             disliked_vecs, _ = self._liked_vectors(disliked_ids)
-            self._embed_profiles([profile.text])
+            self._profile_vector(profile.text)
         if self.embedder is not None and n:  # (the model may have failed just now)
             vectors = self._matrix[rows]
             query = self._expanded(profile)
@@ -348,7 +361,7 @@ class Ranker:
         """The profile's vector, moved towards its best papers among those embedded this run
         (pseudo-relevance feedback: the profile's words say what it means by the papers it
         finds). Once per profile per run."""
-        query = self._profile_vectors.get(profile.text)
+        query = self._profile_vector(profile.text)
         s = self.settings
         if query is None or not s.prf_weight or not s.prf_papers or not self._vectors:
             return query
