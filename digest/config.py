@@ -47,6 +47,7 @@ class DigestSettings:
     unsubscribe_mailto: str = ""  # "" means: the From address
     unsubscribe_url: str = ""
     upvote_boost: float = 0.0  # score added per log2(1 + upvotes); 0 = upvotes only break ties
+    catch_up_hours: float = 12.0  # the daemon sends a missed digest this late at most
 
     @property
     def from_email(self) -> str:
@@ -217,6 +218,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
             "unsubscribe_mailto",
             "unsubscribe_url",
             "upvote_boost",
+            "catch_up_hours",
         },
     )
     from_addr = _str(ctx, place, t, "from", "Paper Digest <digest@localhost.localdomain>")
@@ -243,7 +245,19 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
         unsubscribe_mailto=mailto.removeprefix("mailto:"),
         unsubscribe_url=url,
         upvote_boost=_float(ctx, place, t, "upvote_boost", 0.0, minimum=0.0),
+        catch_up_hours=_catch_up_hours(ctx, place, t),
     )
+
+
+def _catch_up_hours(ctx: _Context, place: str, t: Mapping[str, Any]) -> float:
+    hours = _float(ctx, place, t, "catch_up_hours", 12.0)
+    if not (0 < hours < float("inf")):  # also rejects nan
+        raise ctx.error(
+            place,
+            f"catch_up_hours = {hours} must be a number of hours above 0",
+            fix="e.g. catch_up_hours = 12: a digest missed by more goes into the next one",
+        )
+    return hours
 
 
 def _parse_source(ctx: _Context, place: str, t: Mapping[str, Any], base: Path) -> SourceConfig:

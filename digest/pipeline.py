@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,12 @@ import httpx
 from digest.config import Config, Subscriber
 from digest.deliver import Mailer, OutgoingMail, SendOutcome, make_mailer, outbox_filename
 from digest.errors import EXIT_FAILED, EXIT_OK, DeliverySetupError, DigestError, UsageError
-from digest.lock import run_lock
+from digest.lock import async_run_lock
 from digest.message import build_message, make_message_id
 from digest.models import DigestContent, Paper, RankedPaper
 from digest.rank import rank_papers
 from digest.render import render_digest
+from digest.schedule import SETTLED_STATUSES, describe_instant, due_digest, last_send_date
 from digest.sources import SourceResult, Validators, fetch_all, make_client, merge_papers
 from digest.store import Store, utc_now
 
@@ -40,11 +41,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunOptions:
-    digest_date: date | None = None  # default: today in each subscriber's time zone
+    digest_date: date | None = None  # default: the digest due now (digest.schedule)
     dry_run: bool = False
     only: tuple[str, ...] = ()  # subscriber emails; empty = everyone
     force: bool = False  # send again a digest already sent for that date
     now: datetime | None = None  # the clock, for tests
+    catch_up: timedelta | None = None  # the daemon: a send time older than this is missed
+    # The daemon: a failed source holds the digests back (retried within catch_up) instead of
+    # sending without that source's papers.
+    defer_on_source_failure: bool = False
 
 
 @dataclass
@@ -60,7 +65,8 @@ class SourceReport:
 class SubscriberReport:
     email: str
     digest_date: str
-    # "sent" | "pending" | "failed" | "already-sent" | "nothing-new" | "dry-run"
+    # "sent" | "pending" | "failed" | "already-sent" | "nothing-new" | "dry-run" | "not-due"
+    # | "deferred" (the daemon holds it back while a source fails)
     status: str
     papers: list[RankedPaper] = field(default_factory=list)
     candidates: int = 0
@@ -120,9 +126,15 @@ async def run_digest(
     lock_timeout: float = 600.0,
     fetch_backoff: float = 1.0,
     fetch_retries: int = 3,
+    lock_held: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> RunReport:
     """Run the whole flow once. Raises DigestError only for what stops a run before it starts
-    (bad usage, state file unusable, lock held); everything else is in the report."""
+    (bad usage, state file unusable, lock held); everything else is in the report.
+
+    `lock_held`: the caller (the daemon) holds the state lock already. `stop` is accepted for
+    the daemon's SIGTERM; in this branch a run always finishes its mails (lead merges the
+    real stop)."""
     now = options.now or utc_now()
     subscribers = select_subscribers(config, options.only)
     report = RunReport(command=command, dry_run=options.dry_run)
@@ -130,7 +142,10 @@ async def run_digest(
         if options.dry_run:
             store = Store.open_copy(config.digest.state)
         else:
-            stack.enter_context(run_lock(config.digest.state, timeout=lock_timeout))
+            if not lock_held:
+                await stack.enter_async_context(
+                    async_run_lock(config.digest.state, timeout=lock_timeout)
+                )
             store = Store.open(config.digest.state)
         stack.callback(store.close)
         if client is None:
@@ -142,6 +157,15 @@ async def run_digest(
             )
             upto_seq = store.max_seq()
             mails = []
+            if options.defer_on_source_failure and any(
+                s.status == "failed" for s in report.sources
+            ):
+                failed = ", ".join(s.name for s in report.sources if s.status == "failed")
+                report.subscribers += [
+                    SubscriberReport(sub.email, "", "deferred", detail=f"source failed: {failed}")
+                    for sub in subscribers
+                ]
+                subscribers = []
             for sub in subscribers:
                 try:
                     mail = _compose(config, store, sub, options, upto_seq, now, report)
@@ -235,8 +259,25 @@ def _compose(
     report: RunReport,
 ) -> OutgoingMail | None:
     """Decide and build this subscriber's digest; record it as pending in the send log."""
-    day = (options.digest_date or now.astimezone(sub.tz).date()).isoformat()
-    existing = store.get_digest(sub.email, day)
+    if options.digest_date is not None:
+        day = options.digest_date.isoformat()
+        existing = store.get_digest(sub.email, day)
+    else:
+        # The digest due now (digest.schedule); a settled date is only redone with --force.
+        last = last_send_date(sub.tz, sub.send_at, now)
+        existing = store.get_digest(sub.email, last)
+        settled = {last} if existing and existing.status in SETTLED_STATUSES else set()
+        due = due_digest(sub.tz, sub.send_at, now, settled, catch_up=options.catch_up)
+        sent = existing is not None and existing.status == "sent"
+        if due.date is None and not sent and not (options.force and due.missed is None):
+            detail = f"not due (next: {describe_instant(due.next_at, sub.tz)})"
+            if due.missed is not None:
+                detail = f"{due.missed} missed by more than the catch-up window; " + detail
+            elif existing is not None:
+                detail = f"{last} already {existing.status}; " + detail
+            report.subscribers.append(SubscriberReport(sub.email, "", "not-due", detail=detail))
+            return None
+        day = last.isoformat()
     if existing and existing.status == "sent" and not options.force:
         report.subscribers.append(
             SubscriberReport(

@@ -10,8 +10,8 @@ subscriber's time zone, resolved with zoneinfo:
   (fold=0), so it is never due twice.
 
 **The rule.** At any moment `now`, the candidate is the *latest* local date whose send instant
-is at or before `now`. It is due unless that date's digest is already settled (sent, found empty,
-or refused for good). Nothing else decides, so every caller agrees whatever its cadence:
+is at or before `now`. It is due unless that date's digest is already settled (sent, or found
+empty). Nothing else decides, so every caller agrees whatever its cadence:
 
 - The daemon wakes at each send instant and sends the date just reached. It passes `catch_up`
   (the config's `catch_up_hours`): a send instant older than that is not sent late (say, in
@@ -51,9 +51,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-# A digest in these states settles its date: not due again (its papers are offered or, for a
-# permanent refusal, roll into the next digest). pending/sending/superseded leave it open.
-SETTLED_STATUSES = ("sent", "empty", "failed")
+# A digest in these states settles its date: not due again. pending/sending/failed leave it
+# open: the next run retries it (a permanent refusal too, as the send log promises; the daemon
+# retries only transient failures within its catch-up window).
+SETTLED_STATUSES = ("sent", "empty")
 
 
 @dataclass(frozen=True)
