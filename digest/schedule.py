@@ -57,13 +57,16 @@ from zoneinfo import ZoneInfo
 SETTLED_STATUSES = ("sent", "empty")
 
 
+_Date = date  # `Due.date` shadows the type inside the class body
+
+
 @dataclass(frozen=True)
 class Due:
-    date: date | None  # the digest date to send now, or None
+    date: _Date | None  # the digest date to send now, or None
     next_at: datetime  # aware UTC: the next send instant after now
-    last: date  # the latest local date whose send instant has passed (due, settled or missed)
+    last: _Date  # the latest local date whose send instant has passed (due, settled or missed)
     last_at: datetime  # aware UTC: that date's send instant
-    missed: date | None = None  # not settled, but older than catch_up: rolls into the next
+    missed: _Date | None = None  # not settled, but older than catch_up: rolls into the next
 
 
 def send_instant(tz: ZoneInfo, send_at: time, day: date) -> datetime:
