@@ -259,6 +259,7 @@ def _compose(
     report: RunReport,
 ) -> OutgoingMail | None:
     """Decide and build this subscriber's digest; record it as pending in the send log."""
+    next_note = ""
     if options.digest_date is not None:
         day = options.digest_date.isoformat()
         existing = store.get_digest(sub.email, day)
@@ -278,13 +279,14 @@ def _compose(
             report.subscribers.append(SubscriberReport(sub.email, "", "not-due", detail=detail))
             return None
         day = last.isoformat()
+        next_note = f"; next: {describe_instant(due.next_at, sub.tz)}"
     if existing and existing.status == "sent" and not options.force:
         report.subscribers.append(
             SubscriberReport(
                 sub.email,
                 day,
                 "already-sent",
-                detail=f"sent at {existing.sent_at}; --force sends it again",
+                detail=f"sent at {existing.sent_at}; --force sends it again{next_note}",
                 message_id=existing.message_id,
             )
         )
