@@ -208,6 +208,7 @@ def run_command(ctx: click.Context, config_path: str | None) -> None:
     config. Logs to stderr, one line per send group."""
     from digest.daemon import run_daemon
 
+    config = _config(config_path)  # a bad config: one line and exit 2, before any logging
     logging.basicConfig(
         force=True,
         level=logging.DEBUG if ctx.obj.get("verbose") else logging.INFO,
@@ -216,7 +217,7 @@ def run_command(ctx: click.Context, config_path: str | None) -> None:
     )
     for noisy in ("apscheduler", "httpx", "aiosmtplib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    sys.exit(run_daemon(resolve_config_path(config_path)))
+    sys.exit(run_daemon(config))
 
 
 # --- output ----------------------------------------------------------------------------------

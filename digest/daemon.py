@@ -377,7 +377,6 @@ def _hours(delta: timedelta) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}"
 
 
-def run_daemon(config_path: Path, *, clock: Clock = utc_now) -> int:
-    """The `digest run` entry point: load the config, serve until stopped."""
-    config = load_config(config_path)
-    return asyncio.run(Daemon(config, config_path=config_path, clock=clock).serve())
+def run_daemon(config: Config, *, clock: Clock = utc_now) -> int:
+    """The `digest run` entry point: serve until stopped (SIGHUP reloads config.path)."""
+    return asyncio.run(Daemon(config, clock=clock).serve())
