@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time as _time
 from collections.abc import Callable
@@ -312,7 +313,8 @@ class Daemon:
             self._scheduler.start()
             wakeups = self.next_wakeups(self.clock())
             log.info(
-                "started (pid lock on %s): %d subscribers, %d send times; next: %s",
+                "started (pid %d, holding the lock of %s): %d subscribers, %d send times; next: %s",
+                os.getpid(),
                 self.config.digest.state,
                 len(self.config.subscribers),
                 len(wakeups),
@@ -328,9 +330,11 @@ class Daemon:
                 await self.stop_event.wait()
             finally:
                 watchdog.cancel()
-                self._scheduler.shutdown(wait=False)
+                self._scheduler.pause()  # no new ticks
                 async with self._tick_lock:  # the run in flight finishes its mails
                     pass
+                # only now: shutting down cancels the tasks of running jobs
+                self._scheduler.shutdown(wait=False)
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(signum)
         log.info("stopped")
