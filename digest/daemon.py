@@ -55,6 +55,8 @@ log = logging.getLogger("digest.daemon")
 Clock = Callable[[], datetime]  # aware UTC
 GroupKey = tuple[str, time]  # (time zone name, send_at)
 
+_wall = _time.time  # the wall clock the watchdog compares with the monotonic one (tests patch)
+
 RETRY_EVERY = timedelta(minutes=15)
 WATCHDOG_EVERY = 30.0  # seconds between wall-clock checks
 CLOCK_JUMP = 60.0  # a wall clock this far ahead of the monotonic one means a suspend
@@ -346,10 +348,10 @@ class Daemon:
             asyncio.get_running_loop().create_task(self.tick("reload"))
 
     async def _watchdog(self) -> None:
-        wall, mono = _time.time(), _time.monotonic()
+        wall, mono = _wall(), _time.monotonic()
         while True:
             await asyncio.sleep(self.watchdog_every)
-            new_wall, new_mono = _time.time(), _time.monotonic()
+            new_wall, new_mono = _wall(), _time.monotonic()
             jump = (new_wall - wall) - (new_mono - mono)
             wall, mono = new_wall, new_mono
             if abs(jump) > CLOCK_JUMP:

@@ -270,7 +270,11 @@ def _compose(
         settled = {last} if existing and existing.status in SETTLED_STATUSES else set()
         due = due_digest(sub.tz, sub.send_at, now, settled, catch_up=options.catch_up)
         sent = existing is not None and existing.status == "sent"
-        if due.date is None and not sent and not (options.force and due.missed is None):
+        if due.date is None and report.command == "preview":
+            # Preview shows what the subscriber gets next: the coming digest.
+            last += timedelta(days=1)
+            existing, sent = store.get_digest(sub.email, last), False
+        elif due.date is None and not sent and not (options.force and due.missed is None):
             detail = f"not due (next: {describe_instant(due.next_at, sub.tz)})"
             if due.missed is not None:
                 detail = f"{due.missed} missed by more than the catch-up window; " + detail

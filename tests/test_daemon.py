@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -277,3 +278,75 @@ def test_catch_up_hours_is_validated(tmp_path, value):
     path.write_text(f"[digest]\ncatch_up_hours = {value}\n")
     with pytest.raises(ConfigError, match="catch_up_hours"):
         load_config(path)
+
+
+def test_preview_shows_the_coming_digest_once_today_is_sent(world):
+    config = world.make(subscribers=SUBSCRIBERS[:1])
+    send_now(config, RunOptions(now=utc("2026-06-15 05:30")), mailer=world.mailer)
+    world.serve(ITEMS[4:8])
+    report = send_now(
+        config,
+        RunOptions(now=utc("2026-06-15 09:00"), dry_run=True),
+        command="preview",
+        deliver=False,
+    )
+    [sub] = report.subscribers
+    assert (sub.digest_date, sub.status) == ("2026-06-16", "dry-run")
+    assert {r.paper.id for r in sub.papers} == {i["paper"]["id"] for i in ITEMS[4:8]}
+
+
+def test_status_command_lists_next_sends_without_state(world):
+    result = CliRunner().invoke(cli, ["status", "-c", str(world.config.path)])
+    assert result.exit_code == 0, result.output
+    assert "no state yet" in result.output and "next sends:" in result.output
+    assert "bob@example.org: " in result.output and "UTC" in result.output
+
+
+def test_serve_catches_up_reloads_on_sighup_and_stops_on_sigterm(world, caplog, monkeypatch):
+    """The whole process loop in-process, real clock: start-up catch-up, SIGHUP, a wall-clock
+    jump (a suspend), SIGTERM. Signals go to this very process; the handlers are the daemon's."""
+    import os
+    import signal
+
+    import digest.daemon as daemon_module
+
+    caplog.set_level(logging.INFO, logger="digest.daemon")
+    now = datetime.now(UTC)
+    an_hour_ago = (now - timedelta(hours=1)).astimezone(ZoneInfo("Europe/Berlin"))
+    config = world.make(
+        subscribers=[
+            {
+                "email": "ada@example.org",
+                "timezone": "Europe/Berlin",
+                "send_at": an_hour_ago.strftime("%H:%M"),
+            },
+        ]
+    )
+    daemon = Daemon(
+        config,
+        watchdog_every=0.05,
+        run_kwargs={"mailer": world.mailer, "fetch_backoff": 0},
+    )
+
+    def logged(text: str) -> bool:
+        return any(text in r.getMessage() for r in caplog.records)
+
+    async def scenario():
+        task = asyncio.create_task(daemon.serve())
+        while not logged("send group (start)"):
+            await asyncio.sleep(0.02)
+        assert read_holder(config.digest.state).role == DAEMON
+        os.kill(os.getpid(), signal.SIGHUP)
+        while not logged("config reloaded"):
+            await asyncio.sleep(0.02)
+        real_wall = daemon_module._wall
+        monkeypatch.setattr(daemon_module, "_wall", lambda: real_wall() + 3600)
+        while not logged("wall clock jumped"):
+            await asyncio.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return await task
+
+    assert asyncio.run(scenario()) == 0
+    assert world.received()["ada@example.org"] == 1  # caught up once, not again on resume
+    assert logged("SIGTERM: finishing the mails in flight") and logged("stopped")
+    assert read_holder(config.digest.state).held is False
