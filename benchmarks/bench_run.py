@@ -77,8 +77,10 @@ def main() -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"papers={args.papers} subscribers={args.subscribers} page={page_kb:.0f} KiB")
     print(f"setup (build page + config): {t1 - t0:.2f} s")
-    print(f"first run (fetch, record, rank, render, write {sent} digests): {t2 - t1:.2f} s "
-          f"= {1000 * (t2 - t1) / max(sent, 1):.1f} ms per digest")
+    print(
+        f"first run (fetch, record, rank, render, write {sent} digests): {t2 - t1:.2f} s "
+        f"= {1000 * (t2 - t1) / max(sent, 1):.1f} ms per digest"
+    )
     print(f"second run (same date: nothing to send): {t3 - t2:.2f} s")
     print(f"largest .eml: {biggest:.0f} KiB; exit codes {report.exit_code}, {again.exit_code}")
     print(f"peak RSS: {peak_mb:.0f} MiB")

@@ -198,8 +198,8 @@ class Daemon:
         outcome = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         failed_sources = [s.name for s in report.sources if s.status == "failed"]
         line = (
-            f"send group ({reason}) at {now:%Y-%m-%d %H:%M} UTC for {', '.join(groups)}: "
-            f"{len(due)} due: {outcome}; {report.new_papers} new papers; {seconds:.1f} s"
+            f"send group {' + '.join(groups)} ({reason}) at {now:%Y-%m-%d %H:%M} UTC: "
+            f"{len(due)} due: {outcome}; {report.new_papers} papers first seen; {seconds:.1f} s"
         )
         if failed_sources:
             line += f"; failed sources: {', '.join(failed_sources)} (retrying within the window)"
@@ -242,7 +242,7 @@ class Daemon:
 
     async def _fire(self, key: GroupKey) -> None:
         try:
-            await self.tick(f"send time {group_label(key)}")
+            await self.tick("send time")
         finally:
             if not self.stop_event.is_set() and self._scheduler is not None:
                 at = due_digest(ZoneInfo(key[0]), key[1], self.clock()).next_at
