@@ -331,18 +331,22 @@ def test_serve_catches_up_reloads_on_sighup_and_stops_on_sigterm(world, caplog, 
     def logged(text: str) -> bool:
         return any(text in r.getMessage() for r in caplog.records)
 
+    async def until_logged(text: str) -> None:
+        for _ in range(500):  # 10 s at most: a failure, never a hang
+            if logged(text):
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"never logged: {text!r}")
+
     async def scenario():
         task = asyncio.create_task(daemon.serve())
-        while not logged("send group (start)"):
-            await asyncio.sleep(0.02)
+        await until_logged("(start) at")
         assert read_holder(config.digest.state).role == DAEMON
         os.kill(os.getpid(), signal.SIGHUP)
-        while not logged("config reloaded"):
-            await asyncio.sleep(0.02)
+        await until_logged("config reloaded")
         real_wall = daemon_module._wall
         monkeypatch.setattr(daemon_module, "_wall", lambda: real_wall() + 3600)
-        while not logged("wall clock jumped"):
-            await asyncio.sleep(0.02)
+        await until_logged("wall clock jumped")
         os.kill(os.getpid(), signal.SIGTERM)
         return await task
 
