@@ -18,12 +18,12 @@ import click
 
 from digest import __version__
 from digest.config import Config, check_secrets, load_config, resolve_config_path
-from digest.errors import EXIT_FAILED, EXIT_USAGE, DigestError
+from digest.errors import EXIT_FAILED, DigestError
 from digest.lock import lock_holder
 from digest.pipeline import RunOptions, RunReport, send_now
 from digest.progress import run_progress
-from digest.status import render_status
-from digest.store import Store
+from digest.status import render_schedule, render_status
+from digest.store import Store, utc_now
 
 CONFIG_HELP = "Config file (default: $DIGEST_CONFIG, else ./digest.toml)."
 LIST_EACH_UP_TO = 50  # subscribers: a longer list prints only the digests that need a look
@@ -235,14 +235,16 @@ def check_command(config_path: str | None, connect: bool) -> None:
 @click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 @click.option("--runs", default=5, show_default=True, help="How many recent runs to show.")
 def status_command(config_path: str | None, runs: int) -> None:
-    """Recent runs, each subscriber's last digest and its state (failures first)."""
+    """Recent runs, each subscriber's last digest (failures first), next sends, the daemon."""
     config = _config(config_path)
     if not config.digest.state.exists():
         click.echo(f"no state yet at {config.digest.state}: nothing has run")
+        click.echo(render_schedule(None, config, now=utc_now()))
         return
     with Store.open_copy(config.digest.state) as store:
         running = lock_holder(config.digest.state)
         click.echo(render_status(store, config, runs=runs, running_pid=running))
+        click.echo(render_schedule(store, config, now=utc_now()))
 
 
 @cli.command("serve")
@@ -259,14 +261,24 @@ def serve_command(config_path: str | None) -> None:
 
 @cli.command("run")
 @click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
-def run_command(config_path: str | None) -> None:
-    """The scheduler: each subscriber at their send_at, in their time zone (not built yet)."""
-    click.echo(
-        "digest: error: `digest run` (the scheduler) is not built yet "
-        "(fix: run `digest send-now` from cron or a systemd timer; see deploy/)",
-        err=True,
+@click.pass_context
+def run_command(ctx: click.Context, config_path: str | None) -> None:
+    """The scheduler daemon: each subscriber at their send_at, in their time zone.
+
+    Runs until SIGTERM/SIGINT (finishes the mails in flight, exits 0); SIGHUP reloads the
+    config. Logs to stderr, one line per send group."""
+    from digest.daemon import run_daemon
+
+    config = _config(config_path)  # a bad config: one line and exit 2, before any logging
+    logging.basicConfig(
+        force=True,
+        level=logging.DEBUG if ctx.obj.get("verbose") else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
-    sys.exit(EXIT_USAGE)
+    for noisy in ("apscheduler", "httpx", "aiosmtplib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    sys.exit(run_daemon(config))
 
 
 # --- output ----------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class DigestSettings:
     templates: Path | None = None  # a folder whose email templates override the shipped ones
     # Papers whose fused score (0..1, see digest.rank.fuse) is below this are left out.
     min_score: float = DEFAULT_MIN_SCORE
+    catch_up_hours: float = 12.0  # the daemon sends a missed digest this late at most
 
     @property
     def from_email(self) -> str:
@@ -278,6 +279,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
             "upvote_boost",
             "templates",
             "min_score",
+            "catch_up_hours",
         },
     )
     default_from = "Paper Digest <digest@localhost.localdomain>"
@@ -307,6 +309,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
         upvote_boost=_float(ctx, place, t, "upvote_boost", 0.0, minimum=0.0, maximum=100.0),
         templates=_templates_dir(ctx, place, t, base),
         min_score=_float(ctx, place, t, "min_score", DEFAULT_MIN_SCORE, minimum=0.0, maximum=1.0),
+        catch_up_hours=_catch_up_hours(ctx, place, t),
     )
 
 
@@ -323,6 +326,17 @@ def _templates_dir(ctx: _Context, place: str, t: Mapping[str, Any], base: Path) 
             fix="create the folder, or remove the key to use the shipped templates",
         )
     return folder
+
+
+def _catch_up_hours(ctx: _Context, place: str, t: Mapping[str, Any]) -> float:
+    hours = _float(ctx, place, t, "catch_up_hours", 12.0, maximum=24 * 7)
+    if not (0 < hours < float("inf")):  # also rejects nan
+        raise ctx.error(
+            place,
+            f"catch_up_hours = {hours} must be a number of hours above 0",
+            fix="e.g. catch_up_hours = 12: a digest missed by more goes into the next one",
+        )
+    return hours
 
 
 def _parse_source(ctx: _Context, place: str, t: Mapping[str, Any], base: Path) -> SourceConfig:

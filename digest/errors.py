@@ -50,6 +50,12 @@ class RunLockedError(StateError):
     """Another run holds the lock on the same state file."""
 
 
+class DaemonRunningError(RunLockedError):
+    """`digest run` holds the lock for its lifetime: a send by hand would race it."""
+
+    exit_code = EXIT_USAGE
+
+
 # --- sources ---------------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -42,7 +42,7 @@ from digest.deliver import (
     outbox_filename,
 )
 from digest.errors import EXIT_FAILED, EXIT_OK, DeliverySetupError, DigestError, UsageError
-from digest.lock import run_lock
+from digest.lock import async_run_lock
 from digest.mailbuild import MailBuilder
 from digest.models import Paper
 from digest.plan import MailJob, RunContext, SubscriberPlan, plan_subscriber
@@ -58,13 +58,17 @@ BUILD_AHEAD = 32  # mails being built at once (in the render pool)
 
 @dataclass
 class RunOptions:
-    digest_date: Any = None  # a date: the digest's label and key (default: what is due)
+    digest_date: date | None = None  # the digest's label and key (default: the one due now)
     dry_run: bool = False
     only: tuple[str, ...] = ()  # subscriber emails; empty = everyone
     force: bool = False  # send again a digest already sent for that date
     now: datetime | None = None  # a fixed clock, for tests
     clock: Clock | None = None  # the run's one clock; default: `now`, else the system's
     keep_papers: bool = False  # keep each subscriber's ranked papers in the report (preview)
+    catch_up: timedelta | None = None  # the daemon: a send time older than this is missed
+    # The daemon: a failed source holds the digests back (retried within catch_up) instead of
+    # sending without that source's papers.
+    defer_on_source_failure: bool = False
 
     def make_clock(self) -> Clock:
         if self.clock is not None:
@@ -87,7 +91,7 @@ class SubscriberReport:
     email: str
     digest_date: str
     # "sent" | "pending" | "failed" | "already-sent" | "nothing-new" | "dry-run" | "not-due"
-    # | "unsubscribed" | "held"
+    # | "unsubscribed" | "deferred" (the daemon holds it back while a source fails)
     status: str
     papers: list[Any] = field(default_factory=list)  # RankedPaper, only with keep_papers
     paper_count: int = 0
@@ -186,10 +190,12 @@ async def run_digest(
     fetch_retries: int = 3,
     stop: Stop | None = None,
     progress: Progress | None = None,
+    lock_held: bool = False,
 ) -> RunReport:
     """Run the whole flow once. Raises DigestError only for what stops a run before it starts
     (bad usage, secrets missing, state file unusable, lock held) or a state file that cannot be
-    written mid-run; everything else is in the report."""
+    written mid-run; everything else is in the report. `lock_held`: the caller (the daemon)
+    holds the state lock for its lifetime."""
     clock = options.make_clock()
     started = clock()
     subscribers = select_subscribers(config, options.only)
@@ -202,7 +208,10 @@ async def run_digest(
         if options.dry_run:
             store = Store.open_copy(config.digest.state)
         else:
-            stack.enter_context(run_lock(config.digest.state, timeout=lock_timeout))
+            if not lock_held:  # waiting for another run never blocks the event loop
+                await stack.enter_async_context(
+                    async_run_lock(config.digest.state, timeout=lock_timeout)
+                )
             store = Store.open(config.digest.state)
         stack.callback(store.close)
         if client is None:
@@ -214,6 +223,15 @@ async def run_digest(
             fetched = await _gather_papers(
                 config, store, client, report, started, backoff=fetch_backoff, retries=fetch_retries
             )
+            failed = [s.name for s in report.sources if s.status == "failed"]
+            if options.defer_on_source_failure and failed:
+                report.subscribers += [
+                    SubscriberReport(
+                        sub.email, "", "deferred", detail=f"source failed: {', '.join(failed)}"
+                    )
+                    for sub in subscribers
+                ]
+                subscribers = []
             store.register_subscribers(
                 [s.email for s in subscribers],
                 now=started,
@@ -227,6 +245,7 @@ async def run_digest(
                 fetched=fetched,
                 sources_failed=any(s.status == "failed" for s in report.sources),
                 subscribers=subscribers,
+                preview=command == "preview",
             )
             sink: Mailer | None = None
             if options.dry_run:

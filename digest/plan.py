@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
@@ -29,6 +29,7 @@ from digest.mailbuild import MailHeaders
 from digest.message import make_message_id
 from digest.models import DigestContent, DigestLinks, Paper, RankedPaper
 from digest.rank import Ranker, run_papers
+from digest.schedule import SETTLED_STATUSES, describe_instant, due_digest, last_send_date
 from digest.store import DigestRecord, Store
 from digest.web.links import digest_links
 from digest.web.links import unsubscribe_url as web_unsubscribe_url
@@ -86,6 +87,7 @@ class RunContext:
     sources_failed: bool
     trending: list[Paper]  # the run's papers by upvotes, most first
     sender: str  # the envelope MAIL FROM
+    preview: bool  # `digest preview`: show the coming digest when today's is done
     ranker: Ranker  # papers indexed and embedded once, profiles compiled once
     unsubscribed: dict[str, str]  # readers who left on the web side: email -> when
     web_secret: bytes  # signs the web links (b"" when [web] is not configured)
@@ -101,6 +103,7 @@ class RunContext:
         fetched: Sequence[Paper],
         sources_failed: bool,
         subscribers: Sequence[Subscriber],
+        preview: bool = False,
     ) -> RunContext:
         upvoted = [p for p in fetched if p.upvotes]
         upvoted.sort(key=lambda p: (-(p.upvotes or 0), p.id))
@@ -113,6 +116,7 @@ class RunContext:
             sources_failed=sources_failed,
             trending=upvoted[: TRENDING * 4],
             sender=config.digest.from_email,
+            preview=preview,
             # Index and embed the papers the run's subscribers may get, once (embeddings are
             # stored); an older candidate is prepared when it comes up.
             ranker=Ranker.for_run(
@@ -129,31 +133,61 @@ class RunContext:
         return self.ranker.rank(candidates, sub, self.store.feedback(sub.email))
 
 
-def digest_date(ctx: RunContext, sub: Subscriber) -> str:
-    """The date the digest is for: --date, else today in the subscriber's time zone."""
-    chosen: date = ctx.options.digest_date or ctx.now.astimezone(sub.tz).date()
-    return chosen.isoformat()
+@dataclass(frozen=True)
+class DueDate:
+    day: str | None  # the digest date to send now; None: nothing is due
+    note: str  # when nothing is due, why and when next; else when the next one is
+
+
+def due_date(ctx: RunContext, sub: Subscriber) -> DueDate:
+    """--date, else the digest due now by the subscriber's send_at in their time zone (one
+    pure function, digest.schedule, that send-now and the daemon share)."""
+    options = ctx.options
+    if options.digest_date is not None:
+        return DueDate(options.digest_date.isoformat(), "")
+    last = last_send_date(sub.tz, sub.send_at, ctx.now)
+    existing = ctx.store.get_digest(sub.email, last)
+    settled = {last} if existing and existing.status in SETTLED_STATUSES else set()
+    due = due_digest(sub.tz, sub.send_at, ctx.now, settled, catch_up=options.catch_up)
+    sent = existing is not None and existing.status == "sent"
+    next_note = f"next: {describe_instant(due.next_at, sub.tz)}"
+    if due.date is None and ctx.preview:
+        # Preview shows what the subscriber gets next: the coming digest.
+        return DueDate((last + timedelta(days=1)).isoformat(), next_note)
+    if due.date is None and not sent and not (options.force and due.missed is None):
+        why = f"not due ({next_note})"
+        if due.missed is not None:
+            why = f"{due.missed} missed by more than the catch-up window; " + why
+        elif existing is not None:
+            why = f"{last} already {existing.status}; " + why
+        return DueDate(None, why)
+    return DueDate(last.isoformat(), next_note)
 
 
 def plan_subscriber(ctx: RunContext, sub: Subscriber) -> SubscriberPlan:
     store, options = ctx.store, ctx.options
-    day = digest_date(ctx, sub)
+    due = due_date(ctx, sub)
     plan = SubscriberPlan(
-        sub.email, day, upto_seq=ctx.upto_seq, keep_papers=options.keep_papers
+        sub.email, due.day or "", upto_seq=ctx.upto_seq, keep_papers=options.keep_papers
     )
     left = ctx.unsubscribed.get(sub.email.lower())
     if left is not None:  # left on the web side: the state wins over the config
         plan.status, plan.detail = "unsubscribed", f"unsubscribed at {left}"
         return plan
+    # A digest sent once with an unknown outcome is owed, due or not: repeat it exactly.
     repeats = [_repeat(ctx, sub, record) for record in store.sealed_digests(sub.email)]
     plan.jobs += [job for job in repeats if job is not None]
+    if due.day is None:
+        plan.status, plan.detail = "not-due", due.note
+        return plan
+    day = due.day
     existing = store.get_digest(sub.email, day)
     if existing is not None and existing.status == "sent":
         if options.force:
             plan.jobs.append(_forced(ctx, sub, day, existing.paper_ids))
         else:
             plan.status = "already-sent"
-            plan.detail = f"sent at {existing.sent_at}; --force sends it again"
+            plan.detail = f"sent at {existing.sent_at}; --force sends it again; {due.note}"
         return plan
     if existing is not None and existing.resend_due:
         return plan  # this date's digest is being repeated exactly (above)

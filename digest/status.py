@@ -1,8 +1,13 @@
-"""`digest status`: recent runs, sources, and each subscriber's last digest, failures first."""
+"""`digest status`: recent runs, sources, each subscriber's last digest (failures first), the
+next scheduled sends, and whether the daemon is running."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from digest.config import Config
+from digest.lock import DAEMON, read_holder
+from digest.schedule import SETTLED_STATUSES, describe_instant, due_digest, last_send_date
 from digest.store import DigestRecord, Store
 
 # Failures first, then what is still in flight, then the healthy states.
@@ -81,3 +86,28 @@ def _digest_line(email: str, d: DigestRecord) -> str:
         )
         line += f"; last reply: {code}{d.last_error}"
     return line
+
+
+def render_schedule(store: Store | None, config: Config, *, now: datetime) -> str:
+    """The daemon's state and, per subscriber, the next send in their zone and in UTC."""
+    holder = read_holder(config.digest.state)
+    if holder is not None and holder.held and holder.role == DAEMON:
+        lines = [f"daemon: running (pid {holder.pid}); it sends each digest at its send time"]
+    elif holder is not None and holder.held:
+        lines = [f"daemon: not running; a {holder.role} run (pid {holder.pid}) is sending now"]
+    else:
+        lines = ["daemon: not running (digests go out when send-now runs: timer, cron, by hand)"]
+    lines.append("next sends:")
+    for sub in config.subscribers:
+        last = last_send_date(sub.tz, sub.send_at, now)
+        record = store.get_digest(sub.email, last) if store is not None else None
+        settled = {last} if record is not None and record.status in SETTLED_STATUSES else set()
+        due = due_digest(sub.tz, sub.send_at, now, settled)
+        line = f"  {sub.email}: {describe_instant(due.next_at, sub.tz)}"
+        if due.date is not None:
+            since = describe_instant(due.last_at, sub.tz)
+            line += f"; due now: the digest of {due.date} (since {since})"
+        lines.append(line)
+    if not config.subscribers:
+        lines.append("  none configured")
+    return "\n".join(lines)

@@ -141,10 +141,10 @@ def test_every_command_has_help(command):
     assert result.exit_code == 0 and "--config" in result.output
 
 
-def test_run_is_not_built_yet():
+def test_run_without_a_config_says_so_and_exits_2():
     result = run("run")
     assert result.exit_code == 2
-    assert "not built yet" in result.output
+    assert "digest.toml" in result.output and "not found" in result.output
 
 
 def test_example_config_dry_run_on_a_local_page_writes_a_digest(tmp_path):

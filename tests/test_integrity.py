@@ -316,7 +316,7 @@ def test_the_delivery_deadline_leaves_the_rest_pending(tmp_path, smtp_server):
 def test_every_timestamp_of_a_run_comes_from_its_clock(tmp_path, smtp_server):
     config, _ = setup(tmp_path, smtp_server)
     ticks = itertools.count()
-    clock = lambda: datetime(2031, 1, 1, tzinfo=UTC) + timedelta(minutes=next(ticks))  # noqa: E731
+    clock = lambda: datetime(2031, 1, 1, 8, tzinfo=UTC) + timedelta(minutes=next(ticks))  # noqa: E731
     send_now(config, RunOptions(clock=clock), mailer=smtp_server.mailer())
     with sqlite3.connect(config.digest.state) as conn:
         run_row = conn.execute("SELECT started_at, finished_at FROM runs").fetchone()
@@ -324,7 +324,7 @@ def test_every_timestamp_of_a_run_comes_from_its_clock(tmp_path, smtp_server):
             "SELECT digest_date, created_at, updated_at, sent_at FROM digests"
         ).fetchone()
         seen = conn.execute("SELECT first_seen FROM papers").fetchall()
-    assert run_row[0].startswith("2031-01-01T00:00") and run_row[1] > digest_row[3]
+    assert run_row[0].startswith("2031-01-01T08:00") and run_row[1] > digest_row[3]
     assert digest_row[0] == "2031-01-01"
     assert all(v.startswith("2031-01-01") for v in digest_row[1:])
     assert digest_row[1] < digest_row[3]  # created, then sent: the clock moved on
