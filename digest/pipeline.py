@@ -567,7 +567,6 @@ class _Recorder:
         assert isinstance(job, MailJob)
         sub_report = self.waiting.pop(mail.key)
         if self.dry_run:
-            sub_report.detail = outcome.detail
             sub_report.file = str(Path(outcome.detail).with_suffix(".html"))
         else:
             now = self.clock()
