@@ -410,11 +410,7 @@ class Store:
         not sealed are superseded: their papers are unsent, so they are in this one already."""
         key, day, stamp = subscriber.lower(), str(digest_date), _iso(now)
         with self.transaction() as conn:
-            conn.execute(
-                "UPDATE digests SET status = 'superseded', updated_at = ? WHERE subscriber = ? "
-                "AND digest_date <> ? AND status IN (?, ?, ?) AND sealed = 0",
-                (stamp, key, day, *OPEN_STATUSES),
-            )
+            _supersede_older(conn, key, day, stamp)
             conn.execute(
                 "INSERT INTO digests (subscriber, digest_date, status, message_id, upto_seq, "
                 "paper_ids, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?) "
@@ -445,11 +441,7 @@ class Store:
         key, day, stamp = subscriber.lower(), str(digest_date), _iso(now)
         packed = zlib.compress(message, 1) if message is not None else None
         with self.transaction() as conn:
-            conn.execute(
-                "UPDATE digests SET status = 'superseded', updated_at = ? WHERE subscriber = ? "
-                "AND digest_date <> ? AND status IN (?, ?, ?) AND sealed = 0",
-                (stamp, key, day, *OPEN_STATUSES),
-            )
+            _supersede_older(conn, key, day, stamp)
             conn.execute(
                 "INSERT INTO digests (subscriber, digest_date, status, message_id, upto_seq, "
                 "paper_ids, attempts, created_at, updated_at, message) "
@@ -470,11 +462,7 @@ class Store:
         """Nothing to mail: the candidates were considered and are not offered again."""
         key, day, stamp = subscriber.lower(), str(digest_date), _iso(now)
         with self.transaction() as conn:
-            conn.execute(
-                "UPDATE digests SET status = 'superseded', updated_at = ? WHERE subscriber = ? "
-                "AND digest_date <> ? AND status IN (?, ?, ?) AND sealed = 0",
-                (stamp, key, day, *OPEN_STATUSES),
-            )
+            _supersede_older(conn, key, day, stamp)
             conn.execute(
                 "INSERT INTO digests (subscriber, digest_date, status, upto_seq, created_at, "
                 "updated_at) VALUES (?, ?, 'empty', ?, ?, ?) "
@@ -691,6 +679,16 @@ class Store:
             "ORDER BY name"
         )
         return [SourceState(*r) for r in rows]
+
+
+def _supersede_older(conn: sqlite3.Connection, key: str, day: str, stamp: str) -> None:
+    """A subscriber's older digests that were never delivered and are not sealed give way to
+    a newer one: their papers are unsent, so they are among its candidates already."""
+    conn.execute(
+        "UPDATE digests SET status = 'superseded', updated_at = ? WHERE subscriber = ? "
+        "AND digest_date <> ? AND status IN (?, ?, ?) AND sealed = 0",
+        (stamp, key, day, *OPEN_STATUSES),
+    )
 
 
 def _digest_record(row: tuple) -> DigestRecord:  # type: ignore[type-arg]
