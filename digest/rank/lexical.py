@@ -21,6 +21,7 @@ Score (BM25F)
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -73,7 +74,10 @@ class Term:
         return self.variants
 
 
+@functools.lru_cache(maxsize=8192)
 def compile_term(label: str, weight: float = 1.0, *, with_words: bool = True) -> Term | None:
+    """The compiled term. Cached: readers share terms, so a long list compiles its vocabulary
+    once and its profiles hold shared Terms (frozen values), not copies."""
     words = split_words(label)
     if not words:
         return None

@@ -37,7 +37,13 @@ from digest.rank.fuse import (
 )
 from digest.rank.lexical import BM25F, Index, Term
 from digest.rank.likes import closest, liked_and_disliked, rocchio
-from digest.rank.profile import Profile, author_key, compile_profile, profile_key
+from digest.rank.profile import (
+    Profile,
+    author_key,
+    compile_profile,
+    profile_key,
+    profile_text,
+)
 from digest.rank.profile_vectors import ProfileVectors
 from digest.store import Store, paper_from_json
 
@@ -76,6 +82,9 @@ class Scoring:
     by_upvotes: bool  # no keywords: ordered by upvotes
     min_score: float
     limit: int
+
+
+PROFILE_CACHE = 1024  # compiled profiles kept in a run
 
 
 class Ranker:
@@ -132,11 +141,9 @@ class Ranker:
             ranker.index.add(_recent_papers(store, background))
         ranker.index.add(papers)
         ranker._ensure_vectors(papers)
-        for sub in subscribers:
-            ranker.profile(sub)
         if ranker.embedder is not None:
             ranker._profile_vectors = ProfileVectors(ranker.embedder, store)
-            ranker._profile_vectors.start([ranker.profile(s).text for s in subscribers])
+            ranker._profile_vectors.start([profile_text(s.keywords) for s in subscribers])
         return ranker
 
     def close(self) -> None:
@@ -145,9 +152,13 @@ class Ranker:
             self._profile_vectors.save()
 
     def profile(self, sub: Subscriber) -> Profile:
+        """The subscriber's compiled profile; readers with the same one share it (a bounded
+        cache: each reader is ranked about once a run, so a long list is not kept)."""
         key = profile_key(sub)
         compiled = self._profiles.get(key)
         if compiled is None:
+            if len(self._profiles) >= PROFILE_CACHE:
+                self._profiles.clear()
             compiled = self._profiles[key] = compile_profile(sub)
         return compiled
 
