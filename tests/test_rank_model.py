@@ -255,3 +255,22 @@ def test_pseudo_relevance_feedback_moves_the_profile_once_per_run(
     before = {r.paper.id: r.score_parts["semantic"] for r in plain}
     after = {r.paper.id: r.score_parts["semantic"] for r in expanded}
     assert before != after
+
+
+def test_profile_vectors_are_embedded_ahead_and_kept_for_the_next_run(tmp_path, real_model):
+    from digest.rank.profile_vectors import ProfileVectors
+    from digest.store import Store
+
+    with Store.open(tmp_path / "s.sqlite3") as store:
+        vectors = ProfileVectors(real_model, store)
+        texts = [f"LLM agents, topic {i}" for i in range(70)]
+        vectors.start(texts)
+        first = vectors.get(texts[-1])  # waits for the background thread
+        assert first is not None and first.shape == (384,)
+        vectors.close()
+        before = real_model.calls
+        again = ProfileVectors(real_model, store)
+        again.start(texts)  # all read back from the state: nothing embedded
+        assert (again.get(texts[-1]) == first).all()
+        assert real_model.calls == before
+        again.close()

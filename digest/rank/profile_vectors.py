@@ -36,6 +36,7 @@ class ProfileVectors:
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
         self._queued: set[str] = set()
+        self._closed = threading.Event()  # the run is over: the thread stops between chunks
         self.failed: Exception | None = None
 
     def start(self, texts: Sequence[str]) -> None:
@@ -56,6 +57,8 @@ class ProfileVectors:
     def _work(self, todo: list[str]) -> None:
         try:
             for start in range(0, len(todo), CHUNK):
+                if self._closed.is_set():
+                    return
                 chunk = todo[start : start + CHUNK]
                 vectors = self.embedder.embed(chunk)
                 with self._ready:
@@ -89,6 +92,12 @@ class ProfileVectors:
         if len(self._unsaved) >= SAVE_EVERY:
             self.save()
         return vector
+
+    def close(self) -> None:
+        """Keep what was embedded, and stop the thread (a run stopped early leaves no thread
+        embedding for nobody in a long-lived daemon)."""
+        self._closed.set()
+        self.save()
 
     def save(self) -> None:
         """Write the vectors embedded so far to the state (from the thread that owns it)."""

@@ -147,9 +147,9 @@ class Ranker:
         return ranker
 
     def close(self) -> None:
-        """Keep the profile vectors embedded in this run for the next ones."""
+        """Keep the profile vectors embedded in this run for the next ones; stop embedding."""
         if self._profile_vectors is not None:
-            self._profile_vectors.save()
+            self._profile_vectors.close()
 
     def profile(self, sub: Subscriber) -> Profile:
         """The subscriber's compiled profile; readers with the same one share it (a bounded
