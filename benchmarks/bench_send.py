@@ -56,6 +56,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.helpers import toml_value  # noqa: E402  (the suite's TOML writer, not a copy)
+
 FIXTURES = ROOT / "tests" / "fixtures"  # byte-identical copies of /work/shared/fixtures/real
 HOST = "127.0.0.1"
 SENDER = "digest@example.org"
@@ -150,22 +153,6 @@ def profiles(n: int, items: list[dict[str, Any]], seed: int) -> tuple[list[Any],
         else:
             out.append({term: weight for term, weight in terms})
     return out, len(hits)
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return (
-            "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
-        )
-    raise TypeError(value)
 
 
 def write_config(

@@ -232,14 +232,19 @@ class Daemon:
             if job.id.startswith("send "):
                 job.remove()
         for key, at in self.next_wakeups(self.clock()).items():
-            scheduler.add_job(
-                self._fire,
-                "date",
-                run_date=at,
-                args=[key],
-                id=f"send {group_label(key)}",
-                name=f"send {group_label(key)}",
-            )
+            self._arm_group(scheduler, key, at)
+
+    def _arm_group(self, scheduler: Any, key: GroupKey, at: datetime) -> None:
+        """One wake-up at the group's next send instant (replacing the one it had)."""
+        scheduler.add_job(
+            self._fire,
+            "date",
+            run_date=at,
+            args=[key],
+            id=f"send {group_label(key)}",
+            name=f"send {group_label(key)}",
+            replace_existing=True,
+        )
 
     async def _fire(self, key: GroupKey) -> None:
         try:
@@ -247,15 +252,7 @@ class Daemon:
         finally:
             if not self.stop.is_set() and self._scheduler is not None:
                 at = due_digest(ZoneInfo(key[0]), key[1], self.clock()).next_at
-                self._scheduler.add_job(
-                    self._fire,
-                    "date",
-                    run_date=at,
-                    args=[key],
-                    id=f"send {group_label(key)}",
-                    name=f"send {group_label(key)}",
-                    replace_existing=True,
-                )
+                self._arm_group(self._scheduler, key, at)
 
     # --- signals -------------------------------------------------------------------------
 

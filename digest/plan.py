@@ -137,6 +137,7 @@ class RunContext:
 class DueDate:
     day: str | None  # the digest date to send now; None: nothing is due
     note: str  # when nothing is due, why and when next; else when the next one is
+    existing: DigestRecord | None = None  # that date's send-log row, if it has one
 
 
 def due_date(ctx: RunContext, sub: Subscriber) -> DueDate:
@@ -144,7 +145,8 @@ def due_date(ctx: RunContext, sub: Subscriber) -> DueDate:
     pure function, digest.schedule, that send-now and the daemon share)."""
     options = ctx.options
     if options.digest_date is not None:
-        return DueDate(options.digest_date.isoformat(), "")
+        day = options.digest_date.isoformat()
+        return DueDate(day, "", ctx.store.get_digest(sub.email, day))
     last = last_send_date(sub.tz, sub.send_at, ctx.now)
     existing = ctx.store.get_digest(sub.email, last)
     settled = {last} if existing and existing.status in SETTLED_STATUSES else set()
@@ -153,7 +155,8 @@ def due_date(ctx: RunContext, sub: Subscriber) -> DueDate:
     next_note = f"next: {describe_instant(due.next_at, sub.tz)}"
     if due.date is None and ctx.preview:
         # Preview shows what the subscriber gets next: the coming digest.
-        return DueDate((last + timedelta(days=1)).isoformat(), next_note)
+        coming = (last + timedelta(days=1)).isoformat()
+        return DueDate(coming, next_note, ctx.store.get_digest(sub.email, coming))
     if due.date is None and not sent and not (options.force and due.missed is None):
         why = f"not due ({next_note})"
         if due.missed is not None:
@@ -161,7 +164,7 @@ def due_date(ctx: RunContext, sub: Subscriber) -> DueDate:
         elif existing is not None:
             why = f"{last} already {existing.status}; " + why
         return DueDate(None, why)
-    return DueDate(last.isoformat(), next_note)
+    return DueDate(last.isoformat(), next_note, existing)
 
 
 def plan_subscriber(ctx: RunContext, sub: Subscriber) -> SubscriberPlan:
@@ -175,13 +178,13 @@ def plan_subscriber(ctx: RunContext, sub: Subscriber) -> SubscriberPlan:
         plan.status, plan.detail = "unsubscribed", f"unsubscribed at {left}"
         return plan
     # A digest sent once with an unknown outcome is owed, due or not: repeat it exactly.
-    repeats = [_repeat(ctx, sub, record) for record in store.sealed_digests(sub.email)]
+    sealed = store.sealed_digests(sub.email)
+    repeats = [_repeat(ctx, sub, record) for record in sealed]
     plan.jobs += [job for job in repeats if job is not None]
     if due.day is None:
         plan.status, plan.detail = "not-due", due.note
         return plan
-    day = due.day
-    existing = store.get_digest(sub.email, day)
+    day, existing = due.day, due.existing
     if existing is not None and existing.status == "sent":
         if options.force:
             plan.jobs.append(_forced(ctx, sub, day, existing.paper_ids))
@@ -192,7 +195,7 @@ def plan_subscriber(ctx: RunContext, sub: Subscriber) -> SubscriberPlan:
     if existing is not None and existing.resend_due:
         return plan  # this date's digest is being repeated exactly (above)
 
-    candidates = store.candidates(sub.email, upto_seq=ctx.upto_seq)
+    candidates = store.candidates(sub.email, upto_seq=ctx.upto_seq, sealed=sealed)
     plan.candidates = len(candidates)
     ranked = ctx.rank(candidates, sub)
     if not ranked:

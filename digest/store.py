@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from digest.errors import StateError
 from digest.migrations import migrate
@@ -30,6 +31,7 @@ _DIGEST_COLUMNS = (
     "subscriber, digest_date, status, message_id, upto_seq, paper_ids, attempts, last_code, "
     "last_error, created_at, updated_at, sent_at, sealed"
 )
+_IN_CHUNK = 500  # keys per "IN (...)": under SQLite's limit on the variables of a statement
 # How long the bytes of a sent digest are kept (for "view in browser"); open ones are kept.
 KEEP_SENT_MESSAGES_DAYS = 30
 
@@ -207,17 +209,21 @@ class Store:
 
     # --- papers -----------------------------------------------------------------------------
 
+    def select_in(
+        self, sql: str, keys: Iterable[object], *params: object
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of `sql` for many keys: its "{marks}" becomes the placeholders of a chunk of
+        keys (SQLite caps the variables of one statement); `params` come before them."""
+        keys = list(keys)
+        for start in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[start : start + _IN_CHUNK]
+            yield from self.conn.execute(
+                sql.format(marks=",".join("?" * len(chunk))), (*params, *chunk)
+            )
+
     def get_papers(self, ids: Iterable[str]) -> dict[str, Paper]:
-        ids = list(ids)
-        out: dict[str, Paper] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for pid, data in self.conn.execute(
-                f"SELECT id, data FROM papers WHERE id IN ({marks})", chunk
-            ):
-                out[pid] = paper_from_json(data)
-        return out
+        rows = self.select_in("SELECT id, data FROM papers WHERE id IN ({marks})", ids)
+        return {pid: paper_from_json(data) for pid, data in rows}
 
     def record_papers(
         self,
@@ -301,10 +307,17 @@ class Store:
         ).fetchone()
         return None if row is None else int(row[0])
 
-    def candidates(self, subscriber: str, *, upto_seq: int) -> list[Paper]:
+    def candidates(
+        self,
+        subscriber: str,
+        *,
+        upto_seq: int,
+        sealed: Sequence[DigestRecord] | None = None,
+    ) -> list[Paper]:
         """Papers this subscriber has not been offered yet, oldest first: first seen after
         their watermark (before their first digest: after their start point), not in a digest
-        they were sent, and not reserved by a sealed digest."""
+        they were sent, and not reserved by a sealed digest (`sealed`: the subscriber's
+        sealed_digests, when the caller has read them already)."""
         key = subscriber.lower()
         floors = [m for m in (self.watermark(key), self.subscriber_start(key)) if m is not None]
         seqs = [
@@ -318,15 +331,13 @@ class Store:
         # Every subscriber of a run reads the same papers: parse each once, read only seqs.
         cache = self._candidate_cache
         missing = [seq for seq in seqs if seq not in cache]
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for seq, data in self.conn.execute(
-                f"SELECT seq, data FROM papers WHERE seq IN ({marks})", chunk
-            ):
-                cache[seq] = paper_from_json(data)
+        rows = self.select_in("SELECT seq, data FROM papers WHERE seq IN ({marks})", missing)
+        for seq, data in rows:
+            cache[seq] = paper_from_json(data)
         papers = [cache[seq] for seq in seqs]
-        reserved = {pid for record in self.sealed_digests(key) for pid in record.paper_ids}
+        if sealed is None:
+            sealed = self.sealed_digests(key)
+        reserved = {pid for record in sealed for pid in record.paper_ids}
         return [p for p in papers if p.id not in reserved] if reserved else papers
 
     # --- sources ----------------------------------------------------------------------------

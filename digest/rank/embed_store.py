@@ -14,19 +14,12 @@ DTYPE = np.float32
 
 def load_embeddings(store: Store, ids: Iterable[str], model: str) -> dict[str, np.ndarray]:
     """The stored vectors of these papers made by `model` (others are absent)."""
-    ids = list(ids)
-    out: dict[str, np.ndarray] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = store.conn.execute(
-            "SELECT paper_id, vector FROM paper_embeddings "
-            f"WHERE model = ? AND paper_id IN ({marks})",
-            (model, *chunk),
-        )
-        for pid, blob in rows:
-            out[pid] = np.frombuffer(blob, dtype=DTYPE)
-    return out
+    rows = store.select_in(
+        "SELECT paper_id, vector FROM paper_embeddings WHERE model = ? AND paper_id IN ({marks})",
+        ids,
+        model,
+    )
+    return {pid: np.frombuffer(blob, dtype=DTYPE) for pid, blob in rows}
 
 
 def save_embeddings(store: Store, ids: Sequence[str], vectors: np.ndarray, model: str) -> None:
@@ -45,18 +38,12 @@ def save_embeddings(store: Store, ids: Sequence[str], vectors: np.ndarray, model
 
 def load_profile_vectors(store: Store, texts: Iterable[str], model: str) -> dict[str, np.ndarray]:
     """The stored vectors of these profile texts made by `model` (others are absent)."""
-    texts = list(texts)
-    out: dict[str, np.ndarray] = {}
-    for start in range(0, len(texts), 500):
-        chunk = texts[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = store.conn.execute(
-            f"SELECT text, vector FROM profile_embeddings WHERE model = ? AND text IN ({marks})",
-            (model, *chunk),
-        )
-        for text, blob in rows:
-            out[text] = np.frombuffer(blob, dtype=DTYPE)
-    return out
+    rows = store.select_in(
+        "SELECT text, vector FROM profile_embeddings WHERE model = ? AND text IN ({marks})",
+        texts,
+        model,
+    )
+    return {text: np.frombuffer(blob, dtype=DTYPE) for text, blob in rows}
 
 
 def save_profile_vectors(
