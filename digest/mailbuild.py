@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from digest.message import build_wire
 from digest.models import DigestContent
-from digest.render import render_digest
+from digest.render import render_digest, renderer_for
 
 POOL_MIN_SUBSCRIBERS = 64  # below this many digests a run renders inline
 
@@ -57,6 +58,12 @@ def build_mail(content: DigestContent, headers: MailHeaders) -> bytes:
     )
 
 
+def _load_templates(templates_dir: Path | None) -> None:
+    """A worker's Renderer, made ahead of its first digest (templates loaded, CSS inlined)."""
+    with contextlib.suppress(Exception):  # the first real build reports it, per subscriber
+        renderer_for(templates_dir)
+
+
 def _die_with_parent() -> None:
     """A render worker ends when the run's process dies, even by SIGKILL (Linux): no orphan
     keeps rendering, or holds the run's stdout open."""
@@ -77,6 +84,7 @@ class MailBuilder:
 
     def __init__(self, workers: int = 0) -> None:
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self.workers = workers
         if workers > 0:
             # spawn: a fork of a process with an event loop and open sockets is not safe.
             self.pool = concurrent.futures.ProcessPoolExecutor(
@@ -92,6 +100,13 @@ class MailBuilder:
             return cls(0)
         # The event loop (ranking, SMTP, the state) keeps one core busy; the rest render.
         return cls(max(1, min(cores - 1, 3)))
+
+    def start(self, templates_dir: Path | None) -> None:
+        """Start the workers now and have them load the templates, so that happens while the
+        run fetches and ranks, not before its first mail."""
+        if self.pool is not None:
+            for _ in range(self.workers):
+                self.pool.submit(_load_templates, templates_dir)
 
     def submit(self, content: DigestContent, headers: MailHeaders) -> asyncio.Future[bytes]:
         loop = asyncio.get_running_loop()

@@ -217,6 +217,10 @@ async def run_digest(
         if client is None:
             client = await stack.enter_async_context(make_client())
         run_id = store.start_run(command, now=started)
+        # The render workers start now: they load while the sources are fetched and ranked.
+        builder = MailBuilder.for_run(len(subscribers) if deliver else 0)
+        stack.callback(builder.close)
+        builder.start(config.digest.templates)
         try:
             store.seal_interrupted(now=started)
             store.prune_messages(now=started)
@@ -256,7 +260,7 @@ async def run_digest(
                     sink = PreviewWriter(report.output_dir)
             elif deliver:
                 sink = mailer or make_mailer(config.delivery)
-            await _stream(ctx, subscribers, sink, report, stop, clock, progress)
+            await _stream(ctx, subscribers, sink, builder, report, stop, clock, progress)
         except BaseException as exc:
             summary = f"stopped by {type(exc).__name__}: {exc}"
             with contextlib.suppress(DigestError):
@@ -340,6 +344,7 @@ async def _stream(
     ctx: RunContext,
     subscribers: Sequence[Subscriber],
     sink: Mailer | None,
+    builder: MailBuilder,
     report: RunReport,
     stop: Stop,
     clock: Clock,
@@ -347,7 +352,6 @@ async def _stream(
 ) -> None:
     queue: MailQueue = asyncio.Queue(maxsize=QUEUE_SIZE)
     recorder = _Recorder(ctx.store, report, clock, dry_run=ctx.options.dry_run, progress=progress)
-    builder = MailBuilder.for_run(len(subscribers) if sink is not None else 0)
     producer = asyncio.create_task(
         _produce(ctx, subscribers, queue, builder, recorder, stop, build=sink is not None)
     )

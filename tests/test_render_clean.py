@@ -80,3 +80,15 @@ def test_mark_terms_marks_the_whole_word_it_starts() -> None:
         "Language Models (LLMs)", ["language model"]
     )
     assert "<mark" not in mark_terms("reagents", ["agent"])
+
+
+def test_mark_terms_overlapping_terms_mark_the_longest_once() -> None:
+    marked = mark_terms("large language model agents", ["language model", "model", "agents"])
+    assert marked.count("<mark") == 2
+    assert ">language model</mark>" in marked and ">agents</mark>" in marked
+
+
+def test_mark_terms_keeps_its_own_marker_characters_out() -> None:
+    marked = mark_terms("a \x0eb\x0f agent", ["agent"])
+    assert marked.count("<mark") == 1 and marked.count("</mark>") == 1
+    assert "\x0e" not in marked and "\x0f" not in marked

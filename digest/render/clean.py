@@ -5,6 +5,7 @@ the cleaned paper), so these regexes run once per paper, not once per paper per 
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlsplit
 
@@ -44,6 +45,7 @@ def trim(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:.-–—") + "…"
 
 
+@functools.lru_cache(maxsize=4096)
 def cut_at_sentence(text: str, limit: int) -> tuple[str, bool]:
     """About `limit` characters of text, ending at a sentence end where one is close enough;
     returns (the text, whether it was cut)."""

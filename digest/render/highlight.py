@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 # The class lets the dark-mode block in digest.html.j2 restyle them.
 _OPEN = Markup('<mark class="hl" style="background:#fef08a;color:inherit">')
 _CLOSE = Markup("</mark>")
+_START, _END = "\x0e", "\x0f"  # control characters: digest.render.clean removes them
 
 
 def mark_terms(text: str, terms: Iterable[str]) -> Markup:
@@ -25,28 +26,45 @@ def mark_terms(text: str, terms: Iterable[str]) -> Markup:
     Model" marks "Language Models", "agent" marks "agents"), so a stemmed or profile spelling
     still marks what the reader sees; it never matches inside a word ("RL" in "URL").
     """
-    key = tuple(sorted({t.strip() for t in terms if t.strip()}, key=lambda t: (-len(t), t)))
-    pattern = _pattern(key) if key else None
-    if pattern is None:
+    if _START in text or _END in text:  # never from cleaned text; kept out all the same
+        text = text.replace(_START, "").replace(_END, "")
+    spans = _spans(text, frozenset(t.strip() for t in terms if t.strip()))
+    if not spans:
         return escape(text)
-    out: list[str] = []
+    # Marked with two characters cleaned text never holds, escaped in one call, then the
+    # marks become tags: a mark can never land inside an entity.
+    pieces: list[str] = []
     pos = 0
-    for match in pattern.finditer(text):
-        out.append(escape(text[pos : match.start()]))
-        out.append(_OPEN + escape(match.group()) + _CLOSE)
-        pos = match.end()
-    if not out:
-        return escape(text)
-    out.append(escape(text[pos:]))
-    return Markup("").join(out)
+    for begin, end in spans:
+        pieces += (text[pos:begin], _START, text[begin:end], _END)
+        pos = end
+    pieces.append(text[pos:])
+    escaped = str(escape("".join(pieces)))
+    return Markup(escaped.replace(_START, _OPEN).replace(_END, _CLOSE))
+
+
+def _spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
+    """Where the terms match, leftmost first, the longest at a place, none overlapping.
+
+    One compiled pattern per term, shared by every reader: a pattern per set of terms would be
+    compiled again for nearly every (paper, reader), which cost more than the rest of the
+    rendering."""
+    found = sorted(
+        (match.start(), -match.end())
+        for term in terms
+        for match in _pattern(term).finditer(text)
+        if match.end() > match.start()
+    )
+    spans: list[tuple[int, int]] = []
+    for begin, negative_end in found:
+        if not spans or begin >= spans[-1][1]:
+            spans.append((begin, -negative_end))
+    return spans
 
 
 @functools.lru_cache(maxsize=4096)
-def _pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
-    parts = []
-    for term in terms:
-        body = re.escape(term).replace(r"\ ", r"\s+")
-        head = r"(?<!\w)" if re.match(r"\w", term) else ""
-        tail = r"\w*" if re.search(r"\w$", term) else ""
-        parts.append(head + body + tail)
-    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+def _pattern(term: str) -> re.Pattern[str]:
+    body = re.escape(term).replace(r"\ ", r"\s+")
+    head = r"(?<!\w)" if re.match(r"\w", term) else ""
+    tail = r"\w*" if re.search(r"\w$", term) else ""
+    return re.compile(head + body + tail, re.IGNORECASE)

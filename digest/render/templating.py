@@ -16,6 +16,7 @@ CSS rules are matched per template, so selectors should be single classes or tag
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 from collections.abc import Callable
@@ -127,8 +128,10 @@ def make_environment(templates_dir: Path | None = None) -> Environment:
     return env
 
 
+@functools.lru_cache(maxsize=4096)
 def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
-    """textwrap.fill as a template filter: `{{ s | wrap(72, "   ") }}`."""
+    """textwrap.fill as a template filter: `{{ s | wrap(72, "   ") }}`. Cached: a paper's
+    abstract and authors are wrapped once, whichever readers' digests they go into."""
     return textwrap.fill(
         text,
         width=width,
