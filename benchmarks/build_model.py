@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,30 @@ def build_fp32(weights: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
             epsilon=EPS,
         ),
     ]
+    def dense_then_norm(
+        inp: str, residual: str, out: str, prefix: str, dense: str, norm: str
+    ) -> list[Any]:
+        """BERT's output block: dense, bias, + residual, LayerNorm (the bias goes into the
+        fused norm). `dense` and `norm` name the nodes' tensors."""
+        return [
+            helper.make_node(
+                "MatMul", [inp, const(dense + "_w", w[prefix + ".dense.weight"].T)], [dense]
+            ),
+            helper.make_node(
+                "SkipLayerNormalization",
+                [
+                    dense,
+                    residual,
+                    const(norm + "_g", w[prefix + ".LayerNorm.weight"]),
+                    const(norm + "_b", w[prefix + ".LayerNorm.bias"]),
+                    const(dense + "_b", w[prefix + ".dense.bias"]),
+                ],
+                [out],
+                domain=ms,
+                epsilon=EPS,
+            ),
+        ]
+
     x = "x0"
     for i in range(LAYERS):
         p = f"encoder.layer.{i}."
@@ -85,23 +110,8 @@ def build_fp32(weights: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
                 domain=ms,
                 num_heads=HEADS,
             ),
-            helper.make_node(
-                "MatMul",
-                [f"l{i}_ctx", const(f"l{i}_ao_w", w[p + "attention.output.dense.weight"].T)],
-                [f"l{i}_ao"],
-            ),
-            helper.make_node(
-                "SkipLayerNormalization",
-                [
-                    f"l{i}_ao",
-                    x,
-                    const(f"l{i}_ln1_g", w[p + "attention.output.LayerNorm.weight"]),
-                    const(f"l{i}_ln1_b", w[p + "attention.output.LayerNorm.bias"]),
-                    const(f"l{i}_ao_b", w[p + "attention.output.dense.bias"]),
-                ],
-                [f"l{i}_x1"],
-                domain=ms,
-                epsilon=EPS,
+            *dense_then_norm(
+                f"l{i}_ctx", x, f"l{i}_x1", p + "attention.output", f"l{i}_ao", f"l{i}_ln1"
             ),
             helper.make_node(
                 "MatMul",
@@ -114,23 +124,13 @@ def build_fp32(weights: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
                 [f"l{i}_gelu"],
                 domain=ms,
             ),
-            helper.make_node(
-                "MatMul",
-                [f"l{i}_gelu", const(f"l{i}_out_w", w[p + "output.dense.weight"].T)],
-                [f"l{i}_out"],
-            ),
-            helper.make_node(
-                "SkipLayerNormalization",
-                [
-                    f"l{i}_out",
-                    f"l{i}_x1",
-                    const(f"l{i}_ln2_g", w[p + "output.LayerNorm.weight"]),
-                    const(f"l{i}_ln2_b", w[p + "output.LayerNorm.bias"]),
-                    const(f"l{i}_out_b", w[p + "output.dense.bias"]),
-                ],
-                [f"l{i}_x2" if i < LAYERS - 1 else "last_hidden_state"],
-                domain=ms,
-                epsilon=EPS,
+            *dense_then_norm(
+                f"l{i}_gelu",
+                f"l{i}_x1",
+                f"l{i}_x2" if i < LAYERS - 1 else "last_hidden_state",
+                p + "output",
+                f"l{i}_out",
+                f"l{i}_ln2",
             ),
         ]
         x = f"l{i}_x2"
