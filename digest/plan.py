@@ -215,19 +215,7 @@ def plan_subscriber(ctx: RunContext, sub: Subscriber) -> SubscriberPlan:
 def _new_digest(
     ctx: RunContext, sub: Subscriber, day: str, ranked: list[RankedPaper], candidates: int
 ) -> MailJob:
-    message_id = make_message_id(ctx.config.digest.from_email)
-    content, headers = _content(ctx, sub, day, ranked, candidates, message_id)
-    return MailJob(
-        kind="digest",
-        key=(sub.email, day),
-        recipient=sub.email,
-        message_id=message_id,
-        upto_seq=ctx.upto_seq,
-        paper_ids=[r.paper.id for r in ranked],
-        content=content,
-        headers=headers,
-        ranked=ranked,
-    )
+    return _job(ctx, sub, day, "digest", ranked, candidates)
 
 
 def _forced(ctx: RunContext, sub: Subscriber, day: str, paper_ids: Sequence[str]) -> MailJob:
@@ -237,19 +225,32 @@ def _forced(ctx: RunContext, sub: Subscriber, day: str, paper_ids: Sequence[str]
     ranked = {r.paper.id: r for r in ctx.rank(wanted, sub)}
     # Every paper of the sent digest goes out again, in its order, with its reasons if any.
     again = [ranked.get(p.id) or RankedPaper(p, 0.0, []) for p in wanted]
+    return _job(ctx, sub, day, "force", again, len(again), note="sent again (--force)")
+
+
+def _job(
+    ctx: RunContext,
+    sub: Subscriber,
+    day: str,
+    kind: Literal["digest", "force"],
+    ranked: list[RankedPaper],
+    candidates: int,
+    note: str = "",
+) -> MailJob:
+    """A new mail of these papers, with a new Message-ID."""
     message_id = make_message_id(ctx.config.digest.from_email)
-    content, headers = _content(ctx, sub, day, again, len(again), message_id)
+    content, headers = _content(ctx, sub, day, ranked, candidates, message_id)
     return MailJob(
-        kind="force",
+        kind=kind,
         key=(sub.email, day),
         recipient=sub.email,
         message_id=message_id,
         upto_seq=ctx.upto_seq,
-        paper_ids=[r.paper.id for r in again],
+        paper_ids=[r.paper.id for r in ranked],
         content=content,
         headers=headers,
-        ranked=again,
-        note="sent again (--force)",
+        ranked=ranked,
+        note=note,
     )
 
 

@@ -8,7 +8,7 @@ import email.policy
 import email.utils
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 SendStatus = Literal["sent", "pending", "failed"]
 
@@ -107,6 +107,23 @@ class Mailer(Protocol):
         no outcome. Raises DeliverySetupError when the server cannot be used at all (login or
         TLS refused, password missing): then the mails that got no outcome were not sent."""
         ...
+
+
+class ListDelivery:
+    """deliver() for a mailer that has deliver_stream()."""
+
+    async def deliver(
+        self,
+        mails: Sequence[OutgoingMail],
+        *,
+        on_attempt: AttemptCallback,
+        on_outcome: OutcomeCallback,
+        stop: Stop | None = None,
+    ) -> list[SendOutcome]:
+        """deliver_stream() over a list: the outcomes, in the order given."""
+        return await deliver_all(
+            cast(Mailer, self), mails, on_attempt=on_attempt, on_outcome=on_outcome, stop=stop
+        )
 
 
 async def deliver_all(

@@ -8,18 +8,17 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 from digest.config import DeliveryConfig
 from digest.deliver.model import (
     AttemptCallback,
+    ListDelivery,
     MailQueue,
     OutcomeCallback,
     OutgoingMail,
     SendOutcome,
     Stop,
-    deliver_all,
     one_line,
 )
 from digest.errors import DeliverySetupError, DuplicateMailError
@@ -68,25 +67,12 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.close(dir_fd)
 
 
-class OutboxMailer:
+class OutboxMailer(ListDelivery):
     """Writes one .eml per mail into config.outbox (created if missing). Status "sent"."""
 
     def __init__(self, config: DeliveryConfig) -> None:
         self.config = config
         self.folder = Path(config.outbox)
-
-    async def deliver(
-        self,
-        mails: Sequence[OutgoingMail],
-        *,
-        on_attempt: AttemptCallback,
-        on_outcome: OutcomeCallback,
-        stop: Stop | None = None,
-    ) -> list[SendOutcome]:
-        """deliver_stream() over a list: the outcomes, in the order given."""
-        return await deliver_all(
-            self, mails, on_attempt=on_attempt, on_outcome=on_outcome, stop=stop
-        )
 
     async def deliver_stream(
         self,

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import ssl
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -26,12 +25,12 @@ import aiosmtplib
 from digest.config import DeliveryConfig
 from digest.deliver.model import (
     AttemptCallback,
+    ListDelivery,
     MailQueue,
     OutcomeCallback,
     OutgoingMail,
     SendOutcome,
     Stop,
-    deliver_all,
     one_line,
 )
 from digest.deliver.ratelimit import RateLimiter
@@ -163,7 +162,7 @@ class _Connection:
                 await _socket_closed(transport)
 
 
-class SmtpMailer:
+class SmtpMailer(ListDelivery):
     """Delivers through an SMTP server with aiosmtplib (see the module docstring).
 
     tls_context: the SSLContext for "tls" / "starttls" (default: the system's, verifying
@@ -192,19 +191,6 @@ class SmtpMailer:
         return f"{self.config.host}:{self.config.port}"
 
     # --- the run ---------------------------------------------------------------------------
-
-    async def deliver(
-        self,
-        mails: Sequence[OutgoingMail],
-        *,
-        on_attempt: AttemptCallback,
-        on_outcome: OutcomeCallback,
-        stop: Stop | None = None,
-    ) -> list[SendOutcome]:
-        """deliver_stream() over a list: the outcomes, in the order given."""
-        return await deliver_all(
-            self, mails, on_attempt=on_attempt, on_outcome=on_outcome, stop=stop
-        )
 
     async def deliver_stream(
         self,

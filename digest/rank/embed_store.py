@@ -10,52 +10,53 @@ import numpy as np
 from digest.store import Store
 
 DTYPE = np.float32
+# The two tables, by what their vectors are keyed on (fixed names, never user input).
+_PAPERS = ("paper_embeddings", "paper_id")
+_PROFILES = ("profile_embeddings", "text")
 
 
 def load_embeddings(store: Store, ids: Iterable[str], model: str) -> dict[str, np.ndarray]:
     """The stored vectors of these papers made by `model` (others are absent)."""
-    rows = store.select_in(
-        "SELECT paper_id, vector FROM paper_embeddings WHERE model = ? AND paper_id IN ({marks})",
-        ids,
-        model,
-    )
-    return {pid: np.frombuffer(blob, dtype=DTYPE) for pid, blob in rows}
+    return _load(store, _PAPERS, ids, model)
 
 
 def save_embeddings(store: Store, ids: Sequence[str], vectors: np.ndarray, model: str) -> None:
     """Store (or replace) the vectors of these papers, in one transaction."""
-    rows = [
-        (pid, model, np.ascontiguousarray(vec, dtype=DTYPE).tobytes())
-        for pid, vec in zip(ids, vectors, strict=True)
-    ]
-    with store.transaction() as conn:
-        conn.executemany(
-            "INSERT INTO paper_embeddings (paper_id, model, vector) VALUES (?, ?, ?) "
-            "ON CONFLICT (paper_id) DO UPDATE SET model = excluded.model, vector = excluded.vector",
-            rows,
-        )
+    _save(store, _PAPERS, ids, vectors, model)
 
 
 def load_profile_vectors(store: Store, texts: Iterable[str], model: str) -> dict[str, np.ndarray]:
     """The stored vectors of these profile texts made by `model` (others are absent)."""
-    rows = store.select_in(
-        "SELECT text, vector FROM profile_embeddings WHERE model = ? AND text IN ({marks})",
-        texts,
-        model,
-    )
-    return {text: np.frombuffer(blob, dtype=DTYPE) for text, blob in rows}
+    return _load(store, _PROFILES, texts, model)
 
 
 def save_profile_vectors(
     store: Store, texts: Sequence[str], vectors: np.ndarray, model: str
 ) -> None:
+    _save(store, _PROFILES, texts, vectors, model)
+
+
+def _load(
+    store: Store, table: tuple[str, str], keys: Iterable[str], model: str
+) -> dict[str, np.ndarray]:
+    name, key = table
+    rows = store.select_in(
+        f"SELECT {key}, vector FROM {name} WHERE model = ? AND {key} IN ({{marks}})", keys, model
+    )
+    return {k: np.frombuffer(blob, dtype=DTYPE) for k, blob in rows}
+
+
+def _save(
+    store: Store, table: tuple[str, str], keys: Sequence[str], vectors: np.ndarray, model: str
+) -> None:
+    name, key = table
     rows = [
-        (text, model, np.ascontiguousarray(vec, dtype=DTYPE).tobytes())
-        for text, vec in zip(texts, vectors, strict=True)
+        (k, model, np.ascontiguousarray(vec, dtype=DTYPE).tobytes())
+        for k, vec in zip(keys, vectors, strict=True)
     ]
     with store.transaction() as conn:
         conn.executemany(
-            "INSERT INTO profile_embeddings (text, model, vector) VALUES (?, ?, ?) "
-            "ON CONFLICT (text) DO UPDATE SET model = excluded.model, vector = excluded.vector",
+            f"INSERT INTO {name} ({key}, model, vector) VALUES (?, ?, ?) ON CONFLICT ({key}) "
+            "DO UPDATE SET model = excluded.model, vector = excluded.vector",
             rows,
         )

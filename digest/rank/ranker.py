@@ -202,9 +202,7 @@ class Ranker:
         try:
             return self._profile_vectors.get(text)
         except Exception as exc:  # onnxruntime raises its own types
-            log.warning("ranking by keywords only: the embedding model failed (%s)", exc)
-            self.embedder = None
-            self._vectors.clear()
+            self._model_failed(exc)
             return None
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray | None:
@@ -215,10 +213,14 @@ class Ranker:
         try:
             return self.embedder.embed(texts)
         except Exception as exc:  # onnxruntime raises its own types
-            log.warning("ranking by keywords only: the embedding model failed (%s)", exc)
-            self.embedder = None
-            self._vectors.clear()
+            self._model_failed(exc)
             return None
+
+    def _model_failed(self, exc: Exception) -> None:
+        """The rest of this run ranks by keywords (one warning), rather than failing."""
+        log.warning("ranking by keywords only: the embedding model failed (%s)", exc)
+        self.embedder = None
+        self._vectors.clear()
 
     def _term_score(self, term: Term) -> np.ndarray:
         """The term's score in every indexed paper; cached (subscribers share terms)."""
