@@ -69,6 +69,7 @@ def build_fp32(weights: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
             epsilon=EPS,
         ),
     ]
+
     def dense_then_norm(
         inp: str, residual: str, out: str, prefix: str, dense: str, norm: str
     ) -> list[Any]:

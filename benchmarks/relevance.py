@@ -45,6 +45,7 @@ import old_rank  # noqa: E402
 from digest.config import Subscriber  # noqa: E402
 from digest.models import Paper  # noqa: E402
 from digest.rank import BM25F, DEFAULT_FUSION, FusionSettings, Ranker  # noqa: E402
+from digest.rank.embed import load_embedder  # noqa: E402  (in this process: many rankers)
 from digest.store import Store  # noqa: E402
 
 K = 10
@@ -180,7 +181,7 @@ def build(data: dict, cache: Path) -> tuple[Store, Ranker, Ranker, PlainBM25]:  
     store = Store.open(cache)
     store.record_papers(data["papers"].values(), now=datetime(2026, 9, 1, tzinfo=UTC))
     started = time.perf_counter()
-    model = Ranker.for_run(store, list(data["papers"].values()))
+    model = Ranker.for_run(store, list(data["papers"].values()), embedder=load_embedder())
     print(f"prepared the fused ranker in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     lexical = Ranker.for_run(store, list(data["papers"].values()), embedder=None)
     return store, model, lexical, PlainBM25(list(data["papers"].values()))
@@ -250,7 +251,9 @@ def tune(data: dict, store: Store) -> tuple[Ranker, FusionSettings]:  # type: ig
     papers = list(data["papers"].values())
     best: tuple[float, FusionSettings, Ranker] | None = None
     for partial in (0.3, 0.6, 1.0):
-        model = Ranker.for_run(store, papers, bm25f=BM25F(partial=partial))
+        model = Ranker.for_run(
+            store, papers, embedder=load_embedder(), bm25f=BM25F(partial=partial)
+        )
         found = _tune_fusion(data, model, days)
         print(f"tune days, partial {partial}: NDCG@10 {found[0]:.4f}", file=sys.stderr)
         if best is None or found[0] > best[0] + 1e-9:

@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import ctypes
-import multiprocessing
 import os
-import signal
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from digest.child import die_with_parent, spawn_context
 from digest.message import build_wire
 from digest.models import DigestContent
 from digest.render import render_digest, renderer_for
@@ -64,21 +62,6 @@ def _load_templates(templates_dir: Path | None) -> None:
         renderer_for(templates_dir)
 
 
-def _die_with_parent() -> None:
-    """A render worker ends when the run's process dies, even by SIGKILL (Linux): no orphan
-    keeps rendering, or holds the run's stdout open."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the pool notices a dead parent by itself
-        pass
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1
-
-
 class MailBuilder:
     """Turns (content, headers) into wire bytes: inline, or in worker processes."""
 
@@ -86,11 +69,8 @@ class MailBuilder:
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.workers = workers
         if workers > 0:
-            # spawn: a fork of a process with an event loop and open sockets is not safe.
             self.pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent,
+                max_workers=workers, mp_context=spawn_context(), initializer=die_with_parent
             )
 
     @classmethod

@@ -46,6 +46,7 @@ from digest.lock import async_run_lock
 from digest.mailbuild import MailBuilder
 from digest.models import Paper
 from digest.plan import MailJob, RunContext, SubscriberPlan, plan_subscriber
+from digest.rank.ranker import close_model, start_model
 from digest.sources import SourceResult, Validators, fetch_all, make_client, merge_papers
 from digest.store import Store, utc_now
 
@@ -221,6 +222,9 @@ async def run_digest(
         builder = MailBuilder.for_run(len(subscribers) if deliver else 0)
         stack.callback(builder.close)
         builder.start(config.digest.templates)
+        # So does the embedding model, in its own process (closed when the run ends).
+        model = start_model()
+        stack.callback(close_model, model)
         try:
             store.seal_interrupted(now=started)
             store.prune_messages(now=started)
@@ -250,6 +254,7 @@ async def run_digest(
                 sources_failed=any(s.status == "failed" for s in report.sources),
                 subscribers=subscribers,
                 preview=command == "preview",
+                model=model,
             )
             sink: Mailer | None = None
             if options.dry_run:

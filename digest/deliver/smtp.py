@@ -474,9 +474,7 @@ class SmtpMailer(ListDelivery):
 
 
 def _pending(mail: OutgoingMail, attempts: int, failure: _Failure, unknown: bool) -> SendOutcome:
-    return SendOutcome(
-        mail, "pending", attempts, failure.code, failure.detail, unknown=unknown
-    )
+    return SendOutcome(mail, "pending", attempts, failure.code, failure.detail, unknown=unknown)
 
 
 async def _sleep_unless_stopped(seconds: float, run: _Run) -> None:

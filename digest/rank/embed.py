@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -32,6 +33,14 @@ THREADS = 2  # the machine is shared; more threads gain little on a model this s
 # alone, which measured fastest and smallest here (77 papers: 1.3 s and 146 MB peak against
 # 1.5 s and 166 MB at 512, 2.1 s and 371 MB at 4,096); short profile texts run dozens at a time.
 BATCH_TOKENS = 256
+
+
+class TextEmbedder(Protocol):
+    """What ranking needs of a model: its name (stored with each vector) and `embed`."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class ModelUnavailable(Exception):

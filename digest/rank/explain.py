@@ -51,7 +51,10 @@ def explain_paper(
         if not new:
             candidates = _same_day(store, key)
         ranker = Ranker.for_run(store, candidates, subscribers=[sub])
-        scoring = ranker.score(candidates, sub, store.feedback(sub.email))
+        try:
+            scoring = ranker.score(candidates, sub, store.feedback(sub.email))
+        finally:
+            ranker.close()  # what follows reads the scoring, never the model
     position = next(i for i, x in enumerate(scoring.ranked) if x.paper.id == key)
     scored = scoring.ranked[position]
     in_digest = position < scoring.kept

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from digest.rank.embed import Embedder
+from digest.rank.embed import TextEmbedder
 from digest.rank.embed_store import load_profile_vectors, save_profile_vectors
 from digest.store import Store
 
@@ -28,7 +28,7 @@ SAVE_EVERY = 256  # new vectors written to the state in one transaction
 class ProfileVectors:
     """text -> vector. `get` waits for a text the background thread has not reached yet."""
 
-    def __init__(self, embedder: Embedder, store: Store | None) -> None:
+    def __init__(self, embedder: TextEmbedder, store: Store | None) -> None:
         self.embedder = embedder
         self.store = store
         self._vectors: dict[str, np.ndarray] = {}

@@ -25,7 +25,8 @@ import numpy as np
 from digest.config import Subscriber
 from digest.models import Paper, RankedPaper, Reason
 from digest.rank import reasons as why
-from digest.rank.embed import DIMENSION, Embedder, ModelUnavailable, load_embedder, paper_text
+from digest.rank.embed import DIMENSION, ModelUnavailable, TextEmbedder, paper_text
+from digest.rank.embed_process import EmbedderProcess
 from digest.rank.embed_store import load_embeddings, save_embeddings
 from digest.rank.fuse import (
     DEFAULT_FUSION,
@@ -87,11 +88,37 @@ class Scoring:
 PROFILE_CACHE = 1024  # compiled profiles kept in a run
 
 
+def load_embedder() -> EmbedderProcess:
+    """The run's model, loading in its own process from now on (see embed_process)."""
+    return EmbedderProcess()
+
+
+def start_model() -> TextEmbedder | None:
+    """Start loading the embedding model, to be handed to `Ranker.for_run` (and closed by the
+    caller). None when it cannot even start (the run ranks by keywords, with one warning)."""
+    try:
+        return load_embedder()
+    except ModelUnavailable as exc:
+        _warn_unavailable(exc)
+        return None
+
+
+def close_model(model: object | None) -> None:
+    """Close a model `start_model` gave (a stand-in without `close` has nothing to close)."""
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
+
+
+def _warn_unavailable(exc: Exception) -> None:
+    log.warning("ranking by keywords only: the embedding model is unavailable (%s)", exc)
+
+
 class Ranker:
     def __init__(
         self,
         store: Store | None,
-        embedder: Embedder | None,
+        embedder: TextEmbedder | None,
         settings: FusionSettings = DEFAULT_FUSION,
         bm25f: BM25F | None = None,
     ) -> None:
@@ -107,6 +134,7 @@ class Ranker:
         self._missing_likes: set[str] = set()
         self._author_keys: dict[int, list[tuple[str, str]]] = {}
         self._prf: dict[object, np.ndarray] = {}
+        self._owned_model: TextEmbedder | None = None  # a model this ranker started
 
     # --- preparation (once per run) ---------------------------------------------------------
 
@@ -126,16 +154,19 @@ class Ranker:
         not embedded yet and store their vectors, compile the subscribers' profiles.
         Without the model (missing, altered, not loadable) it ranks lexically, with one
         warning."""
+        owned: TextEmbedder | None = None
         if embedder is _AUTO:
+            embedder = owned = start_model()
+        assert embedder is None or hasattr(embedder, "embed")
+        ready = getattr(embedder, "ready", None)
+        if ready is not None:
             try:
-                embedder = load_embedder()
+                ready()  # the model loads in its own process: wait for it here
             except ModelUnavailable as exc:
-                log.warning(
-                    "ranking by keywords only: the embedding model is unavailable (%s)", exc
-                )
+                _warn_unavailable(exc)
                 embedder = None
-        assert embedder is None or isinstance(embedder, Embedder) or hasattr(embedder, "embed")
         ranker = cls(store, embedder, settings, bm25f)  # type: ignore[arg-type]
+        ranker._owned_model = owned
         papers = list(papers)
         if store is not None and background > 0:
             ranker.index.add(_recent_papers(store, background))
@@ -147,9 +178,12 @@ class Ranker:
         return ranker
 
     def close(self) -> None:
-        """Keep the profile vectors embedded in this run for the next ones; stop embedding."""
+        """Keep the profile vectors embedded in this run for the next ones; stop embedding (and
+        the model's process, when this ranker started it)."""
         if self._profile_vectors is not None:
             self._profile_vectors.close()
+        close_model(self._owned_model)
+        self._owned_model = None
 
     def profile(self, sub: Subscriber) -> Profile:
         """The subscriber's compiled profile; readers with the same one share it (a bounded
