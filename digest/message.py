@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import email.policy
+import functools
 import hashlib
 import re
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import Policy
 from email.utils import format_datetime, make_msgid, parseaddr
+from typing import NamedTuple
 from urllib.parse import quote
 
 from digest.models import RenderedDigest
@@ -126,17 +128,53 @@ _PLAIN = frozenset(
 _WORD_BYTES = 45  # UTF-8 bytes per encoded word: " =?utf-8?b?" + 60 base64 + "?=" fits a line
 
 
+# A display name and address the header registry writes as they are: words of letters and
+# digits, and a dot-atom address (anything else is quoted or encoded by the registry).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*\Z")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
+
+
+class _PlainAddress(NamedTuple):
+    """A plain name and address, written as they are: the registry's parse and fold of an
+    Address cost more than the rest of the headers, and the To differs in every mail."""
+
+    name: str
+    address: str
+
+
+def _to(name: str, address: str) -> _PlainAddress | Address:
+    if (
+        (not name or _PLAIN_NAME.match(name) is not None)
+        and _PLAIN_ADDRESS.match(address) is not None
+        and len(name) + len(address) + 7 <= 78
+    ):
+        return _PlainAddress(name, address)
+    return Address(display_name=name, addr_spec=address)
+
+
 def _fold(name: str, value: object) -> str:
     """One header, folded at 78 with CRLF."""
+    if isinstance(value, _PlainAddress):
+        if value.name:
+            return f"{name}: {value.name} <{value.address}>\r\n"
+        return f"{name}: {value.address}\r\n"
+    if isinstance(value, str):
+        return _fold_text(name, value)
+    return str(POLICY.header_factory(name, value).fold(policy=POLICY))  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold_text(name: str, value: str) -> str:
+    """A header given as text (the From, the list headers repeat in every mail: cached)."""
     if (
         name in _PLAIN
-        and isinstance(value, str)
         and value.isascii()
         and len(name) + 2 + len(value) <= 78
         and "=?" not in value
     ):
         return f"{name}: {value}\r\n"
-    if name == "Subject" and isinstance(value, str) and not value.isascii():
+    if name == "Subject" and not value.isascii():
         # The first word shares its line with the name: fewer bytes, so it fits in 78 too.
         first = (78 - len(name) - 2 - len("=?utf-8?b??=")) * 3 // 4
         return f"{name}: " + _encoded_words(value, first) + "\r\n"
@@ -218,7 +256,7 @@ def _headers(
         date = date.replace(tzinfo=UTC)
     headers: list[tuple[str, object]] = [
         ("From", from_addr),
-        ("To", Address(display_name=to_name, addr_spec=to_addr)),
+        ("To", _to(to_name, to_addr)),
         ("Subject", rendered.subject),
         ("Date", format_datetime(date)),
         ("Message-ID", message_id),

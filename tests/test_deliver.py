@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Sequence
 from email.message import EmailMessage
 
+import aiosmtplib
 import pytest
 
 from digest.config import DeliveryConfig
@@ -110,6 +111,37 @@ def test_message_is_sent_byte_for_byte(smtp_server):
     run(smtp_server.mailer(), [mail], Recorder())
     assert mail.data == before
     assert smtp_server.messages[0].data.replace(b"\r\n", b"\n") == before.replace(b"\r\n", b"\n")
+
+
+@pytest.mark.parametrize(
+    ("body", "by_the_library"),
+    [
+        (b"Hello,\r\n\r\nplain wire form: written as it is.\r\n", False),
+        (b".a line that starts with a dot\r\n..and two\r\n.\r\nend\r\n", False),  # stuffed
+        (b"a bare\nline feed and a bare\rcarriage return", True),  # normalised
+    ],
+)
+def test_data_arrives_intact_whatever_its_lines(smtp_server, monkeypatch, body, by_the_library):
+    library_data = aiosmtplib.SMTP.data
+    calls = []
+
+    async def counted(self, message, **kwargs):
+        calls.append(message)
+        return await library_data(self, message, **kwargs)
+
+    monkeypatch.setattr(aiosmtplib.SMTP, "data", counted)
+    head = b"From: digest@example.org\r\nTo: ada@example.org\r\nSubject: lines\r\n\r\n"
+    if body.startswith(b"."):  # the very first line too
+        head = b""
+    mail = OutgoingMail(
+        ("ada@example.org", DAY), "ada@example.org", head + body, sender="digest@example.org"
+    )
+    [outcome] = run(smtp_server.mailer(), [mail], Recorder())
+    assert outcome.status == "sent"
+    [got] = smtp_server.messages
+    expected = (head + body).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    assert got.data.replace(b"\r\n", b"\n").rstrip(b"\n") == expected.rstrip(b"\n")
+    assert len(calls) == int(by_the_library)
 
 
 def test_no_mails_no_connection(smtp_server):

@@ -6,6 +6,7 @@ import email.policy
 import email.utils
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
 
@@ -125,6 +126,33 @@ def test_non_ascii_recipient_name_is_encoded(rendered: RenderedDigest) -> None:
 def test_no_name_gives_a_bare_address(rendered: RenderedDigest) -> None:
     parsed = parse(build(rendered, to_name=""))
     assert parsed["To"] == "ada@example.org"
+
+
+@pytest.mark.parametrize(
+    "name", ["", "Reader 68", "Ada Lovelace", "R. Michael", 'Ada "the first"', "Zoë", "x" * 70]
+)
+@pytest.mark.parametrize(
+    "address", ["ada@example.org", "a.b+tag@mail.example.co.uk", "o'neil@x.org", "ada@[127.0.0.1]"]
+)
+def test_the_to_header_is_the_registrys_whether_written_directly_or_not(
+    rendered: RenderedDigest, name: str, address: str
+) -> None:
+    """Plain names and addresses skip the header registry (it is per mail and slow); the
+    bytes are the registry's all the same."""
+    registry = email.policy.SMTP.header_factory(
+        "To", Address(display_name=name, addr_spec=address)
+    ).fold(policy=email.policy.SMTP.clone(max_line_length=78))
+    wire = build_wire(
+        rendered,
+        from_addr="Paper Digest <digest@example.org>",
+        to_addr=address,
+        to_name=name,
+        message_id="<1@example.org>",
+        date=datetime(2026, 11, 24, tzinfo=UTC),
+        unsubscribe_mailto="digest@example.org",
+    )
+    head = wire.split(b"\r\n\r\n", 1)[0].decode("ascii") + "\r\n"
+    assert "\r\n" + registry in head
 
 
 def test_unsubscribe_mailto_only(rendered: RenderedDigest) -> None:

@@ -144,7 +144,7 @@ class _Connection:
                     await self.smtp.rset()
             raise
         self.in_data = True
-        response = await self.smtp.data(mail.data)
+        response = await _data(self.smtp, mail.data)
         return response.message
 
     async def close(self, *, polite: bool = True) -> None:
@@ -160,6 +160,38 @@ class _Connection:
             smtp.close()
             if isinstance(transport, asyncio.Transport):
                 await _socket_closed(transport)
+
+
+async def _data(smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
+    """DATA, with bytes already in wire form dot-stuffed by a plain replace.
+
+    aiosmtplib's data() runs two regular expressions over every message (line endings, then
+    dot-stuffing): about 0.7 ms for a 70 KB digest, in the process that also ranks and records
+    every mail. build_wire's bytes have CRLF line ends only (checked here at memchr speed), so a
+    line start is always right after a CRLF and stuffing is one bytes.replace. Anything else
+    takes the library's own path."""
+    protocol = smtp.protocol
+    if protocol is None or not _crlf_only(data):
+        return await smtp.data(data)
+    stuffed = (b"." if data.startswith(b".") else b"") + data.replace(b"\r\n.", b"\r\n..")
+    try:
+        start = await protocol.execute_command(b"DATA", timeout=smtp.timeout)
+        if start.code != aiosmtplib.SMTPStatus.start_input:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol.write(stuffed + b".\r\n")  # read_response follows with no await between
+        response = await protocol.read_response(timeout=smtp.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        smtp.close()  # as SMTP.data does
+        raise
+    if response.code != aiosmtplib.SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return response
+
+
+def _crlf_only(data: bytes) -> bool:
+    """Every line ends in CRLF, the last one too; no bare CR or LF."""
+    crlf = data.count(b"\r\n")
+    return data.endswith(b"\r\n") and data.count(b"\n") == crlf and data.count(b"\r") == crlf
 
 
 class SmtpMailer(ListDelivery):

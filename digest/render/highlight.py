@@ -26,9 +26,15 @@ def mark_terms(text: str, terms: Iterable[str]) -> Markup:
     Model" marks "Language Models", "agent" marks "agents"), so a stemmed or profile spelling
     still marks what the reader sees; it never matches inside a word ("RL" in "URL").
     """
+    return _marked(text, frozenset(t.strip() for t in terms if t.strip()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _marked(text: str, terms: frozenset[str]) -> Markup:
+    """Cached: readers who match a paper mostly match it on the same few terms."""
     if _START in text or _END in text:  # never from cleaned text; kept out all the same
         text = text.replace(_START, "").replace(_END, "")
-    spans = _spans(text, frozenset(t.strip() for t in terms if t.strip()))
+    spans = _spans(text, terms)
     if not spans:
         return escape(text)
     # Marked with two characters cleaned text never holds, escaped in one call, then the

@@ -18,7 +18,17 @@ from digest.models import DigestContent, Paper, PaperLinks, RankedPaper, Rendere
 from digest.render import words
 from digest.render.clean import clean, safe_url
 from digest.render.templating import make_environment
-from digest.render.views import LEVELS, CleanPaper, Level, Why, clean_paper, entry, paper_key, why
+from digest.render.views import (
+    LEVELS,
+    CleanPaper,
+    Entry,
+    Level,
+    Why,
+    clean_paper,
+    entry,
+    paper_key,
+    why,
+)
 
 # Gmail clips messages whose HTML is larger than about 102 KB. Stay under it as UTF-8, and as
 # sent: quoted-printable ("=" becomes "=3D", non-ASCII bytes triple) or base64 (4/3).
@@ -48,6 +58,8 @@ class Renderer:
         self._html: dict[tuple[object, ...], str] = {}
         self._text: dict[tuple[object, ...], str] = {}
         self._whys: dict[tuple[object, ...], Why] = {}
+        # A paper's view, from its text fragment to its HTML one in the same digest.
+        self._entries: dict[tuple[object, ...], Entry] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as its settings: a worker process builds its own templates and caches.
@@ -56,6 +68,7 @@ class Renderer:
     # --- public ------------------------------------------------------------------------------
 
     def render(self, content: DigestContent) -> RenderedDigest:
+        self._entries.clear()
         papers = [self.clean(r.paper) for r in content.papers]
         reasons = [self._why(r, p) for r, p in zip(content.papers, papers, strict=True)]
         titles = [p.title for p in papers]
@@ -144,8 +157,11 @@ class Renderer:
         if fragment is None:
             if len(cache) >= CACHE_ENTRIES:
                 cache.clear()
+            view = self._entries.get(key)
+            if view is None:
+                view = self._entries[key] = entry(paper, reasons, links, level)
             template = self._paper_text if text else self._paper_html
-            rendered = template.render(p=entry(paper, reasons, links, level), number=NUMBER)
+            rendered = template.render(p=view, number=NUMBER)
             fragment = cache[key] = rendered.rstrip("\n") if text else _squeeze(rendered)
         return fragment
 
