@@ -38,6 +38,21 @@ def test_the_model_process_gives_the_models_vectors_and_ends_on_close(
         model.embed(["after the run"])
 
 
+def test_a_prefetch_is_collected_by_the_embed_of_the_same_texts(real_model: Embedder) -> None:
+    first = ["speculative decoding for faster inference", "a benchmark for web agents"]
+    other = ["protein structure prediction"]
+    model = EmbedderProcess()
+    try:
+        model.prefetch(first)
+        np.testing.assert_allclose(model.embed(first), real_model.embed(first), atol=1e-6)
+        assert model.requests == 1  # the prefetch's own reply, not a second request
+        model.prefetch(first)
+        np.testing.assert_allclose(model.embed(other), real_model.embed(other), atol=1e-6)
+        assert model.requests == 3  # a prefetch nobody collected is read and dropped
+    finally:
+        model.close()
+
+
 def test_a_model_that_cannot_load_says_why(tmp_path: Path) -> None:
     model = EmbedderProcess(tmp_path)  # no model files here
     try:
@@ -50,14 +65,25 @@ def test_a_model_that_cannot_load_says_why(tmp_path: Path) -> None:
 
 
 def test_a_run_uses_the_model_process_and_leaves_none_behind(
-    tmp_path: Path, real_model: Embedder
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real_model: Embedder
 ) -> None:
+    started: list[EmbedderProcess] = []
+
+    def start() -> EmbedderProcess:
+        started.append(EmbedderProcess())
+        return started[-1]
+
+    monkeypatch.setattr("digest.rank.ranker.load_embedder", start)
     config = load_config(config_for(tmp_path, DAY_FILE))
     report = send_now(config, RunOptions(now=DAY, keep_papers=True))
     assert report.exit_code == 0
     [sub] = report.subscribers
     assert sub.status == "sent" and sub.papers
     assert all("semantic" in r.score_parts for r in sub.papers)
+    # One model for the run: the day's papers in one request (sent ahead while the run
+    # indexed, then collected), the reader's profile in another.
+    [model] = started
+    assert model.requests == 2
     assert multiprocessing.active_children() == []
 
 

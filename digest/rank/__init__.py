@@ -5,13 +5,34 @@ fuse.py (fusion) and model/README.md (the model).
 
     ranker = Ranker.for_run(store, papers, subscribers=subs)   # once per run
     ranker.rank(candidates, subscriber, store.feedback(subscriber.email))
+
+The names below load on first use: the model's process imports digest.rank.embed alone, and
+should not pay for the ranker, the store and the HTTP client it never uses.
 """
 
-from digest.rank.explain import Explanation, explain_paper
-from digest.rank.fuse import DEFAULT_FUSION, FusionSettings
-from digest.rank.lexical import BM25F
-from digest.rank.ranker import Ranker, Scored, Scoring, rank_papers, run_papers
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from digest.rank.explain import Explanation, explain_paper
+    from digest.rank.fuse import DEFAULT_FUSION, FusionSettings
+    from digest.rank.lexical import BM25F
+    from digest.rank.ranker import Ranker, Scored, Scoring, rank_papers, run_papers
+
+_WHERE = {
+    "BM25F": "lexical",
+    "DEFAULT_FUSION": "fuse",
+    "Explanation": "explain",
+    "FusionSettings": "fuse",
+    "Ranker": "ranker",
+    "Scored": "ranker",
+    "Scoring": "ranker",
+    "explain_paper": "explain",
+    "rank_papers": "ranker",
+    "run_papers": "ranker",
+}
 __all__ = [
     "BM25F",
     "DEFAULT_FUSION",
@@ -24,3 +45,10 @@ __all__ = [
     "rank_papers",
     "run_papers",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"digest.rank.{module}"), name)

@@ -2,7 +2,8 @@
 
     model = EmbedderProcess()   # starts loading now, while the run fetches its sources
     model.ready()               # waits for it; ModelUnavailable if it cannot load
-    model.embed(texts)          # like Embedder.embed
+    model.prefetch(texts)       # optional: starts on them, returns at once
+    model.embed(texts)          # like Embedder.embed (collects a prefetch of the same texts)
     model.close()
 
 The model's runtime and weights (about 80 MB) live only in this child: the process that ranks
@@ -49,7 +50,9 @@ class EmbedderProcess:
         self._lock = threading.Lock()
         self._problem: str | None = None  # why the model cannot be used, once known
         self._loaded = False
+        self._ahead: list[str] | None = None  # texts sent by prefetch, their vectors not read
         self.calls = 0  # texts embedded, for tests and benchmarks
+        self.requests = 0  # lists of texts sent to the child
 
     def ready(self) -> None:
         """Wait until the model is loaded. Raises ModelUnavailable (with the child's reason)."""
@@ -69,13 +72,41 @@ class EmbedderProcess:
         if self._problem is not None:
             raise ModelUnavailable(self._problem)
 
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Have the model start on these texts now; the next `embed` of the same texts gets
+        their vectors (the caller does other work meanwhile)."""
+        if not texts:
+            return
+        with self._lock:
+            self._wait_loaded()
+            try:
+                self._drop_ahead()
+                self._send(texts)
+            except (EOFError, OSError):
+                raise EmbedFailed("the model process ended") from None
+            self._ahead = list(texts)
+
+    def _send(self, texts: Sequence[str]) -> None:
+        self._conn.send(list(texts))
+        self.requests += 1
+
+    def _drop_ahead(self) -> None:
+        """Read (and forget) the reply to a prefetch nobody asked for."""
+        if self._ahead is not None:
+            self._ahead = None
+            self._conn.recv()
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         with self._lock:
             self._wait_loaded()
             try:
-                self._conn.send(list(texts))
+                if self._ahead is not None and self._ahead == list(texts):
+                    self._ahead = None  # its reply is the next one
+                else:
+                    self._drop_ahead()
+                    self._send(texts)
                 kind, result = self._conn.recv()
             except (EOFError, OSError):
                 raise EmbedFailed("the model process ended") from None

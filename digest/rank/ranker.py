@@ -15,6 +15,7 @@ Order and the cut
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -168,6 +169,7 @@ class Ranker:
         ranker = cls(store, embedder, settings, bm25f)  # type: ignore[arg-type]
         ranker._owned_model = owned
         papers = list(papers)
+        ranker._embed_ahead(papers)
         if store is not None and background > 0:
             ranker.index.add(_recent_papers(store, background))
         ranker.index.add(papers)
@@ -195,6 +197,22 @@ class Ranker:
                 self._profiles.clear()
             compiled = self._profiles[key] = compile_profile(sub)
         return compiled
+
+    def _embed_ahead(self, papers: Sequence[Paper]) -> None:
+        """A model in its own process starts on the papers not embedded yet while this process
+        indexes; `_ensure_vectors` then asks for the very same texts and collects them."""
+        prefetch = getattr(self.embedder, "prefetch", None)
+        if self.embedder is None or prefetch is None:
+            return
+        unique = list({p.id: p for p in papers}.values())
+        stored = (
+            load_embeddings(self.store, [p.id for p in unique], self.embedder.name)
+            if self.store is not None
+            else {}
+        )
+        # A failure here is met again by the embed that follows, which falls back.
+        with contextlib.suppress(Exception):
+            prefetch([paper_text(p.title, p.abstract) for p in unique if p.id not in stored])
 
     def _ensure_vectors(self, papers: Sequence[Paper]) -> None:
         """Index these papers and give each a vector: stored, or embedded once and stored."""
