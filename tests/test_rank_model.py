@@ -274,3 +274,48 @@ def test_profile_vectors_are_embedded_ahead_and_kept_for_the_next_run(tmp_path, 
         assert (again.get(texts[-1]) == first).all()
         assert real_model.calls == before
         again.close()
+
+
+class HashEmbedder:
+    """A stand-in model: a fixed random unit vector per text, and a count of texts embedded."""
+
+    name = "hash-embedder"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls += len(texts)
+        out = np.stack(
+            [np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(384) for t in texts]
+        ).astype(np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_profile_vectors_hold_a_window_not_the_whole_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.rank import profile_vectors
+    from digest.rank.profile_vectors import ProfileVectors
+    from digest.store import Store
+
+    for name, value in {"CHUNK": 4, "SAVE_EVERY": 8, "WINDOW": 16, "AHEAD": 32}.items():
+        monkeypatch.setattr(profile_vectors, name, value)
+    bound = 16 + 32 + 8 + 4  # a window, the thread's lead, a save's worth, a chunk
+    model = HashEmbedder()
+    # 300 readers, some sharing a profile (the second time it comes up far down the list).
+    texts = [f"topic {i % 250}" for i in range(300)]
+    expected = {t: v for t, v in zip(texts, model.embed(texts), strict=True)}
+    model.calls = 0
+    with Store.open(tmp_path / "s.sqlite3") as store:
+        for run in ("fresh", "again"):
+            vectors = ProfileVectors(model, store)
+            vectors.start(texts)
+            held = 0
+            for text in texts:
+                np.testing.assert_allclose(vectors.get(text), expected[text], atol=1e-6)
+                held = max(held, vectors.in_memory)
+            vectors.close()
+            assert held <= bound, run
+            # Each profile embedded once, in the first run; the second reads them all back.
+            assert model.calls == 250, run

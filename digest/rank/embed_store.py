@@ -30,6 +30,15 @@ def load_profile_vectors(store: Store, texts: Iterable[str], model: str) -> dict
     return _load(store, _PROFILES, texts, model)
 
 
+def stored_profile_texts(store: Store, texts: Iterable[str], model: str) -> set[str]:
+    """Which of these profile texts have a vector made by `model` (the vectors stay on disk)."""
+    name, key = _PROFILES
+    rows = store.select_in(
+        f"SELECT {key} FROM {name} WHERE model = ? AND {key} IN ({{marks}})", texts, model
+    )
+    return {text for (text,) in rows}
+
+
 def save_profile_vectors(
     store: Store, texts: Sequence[str], vectors: np.ndarray, model: str
 ) -> None:
