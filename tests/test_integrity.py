@@ -121,9 +121,7 @@ def test_an_unknown_outcome_is_repeated_byte_for_byte_on_a_later_date(tmp_path, 
 def test_a_timeout_after_data_is_an_unknown_outcome(tmp_path, smtp_server):
     config, _ = setup(tmp_path, smtp_server, delivery=smtp(smtp_server, timeout=1))
     smtp_server.handler.stall(3, at="data")
-    report = send_now(
-        config, RunOptions(now=DAY1), mailer=smtp_server.mailer(retries=1, timeout=1)
-    )
+    report = send_now(config, RunOptions(now=DAY1), mailer=smtp_server.mailer(retries=1, timeout=1))
     assert report.subscribers[0].status == "pending"
     assert "may have been delivered" in report.subscribers[0].detail
     with Store.open(config.digest.state) as store:
@@ -239,6 +237,56 @@ def test_sigterm_stops_cleanly_and_the_next_run_sends_the_rest(tmp_path, smtp_se
     got = by_recipient(smtp_server)
     assert len(got) == subscribers
     assert all(len(ids) == 1 for ids in got.values())  # zero duplicates
+
+
+def test_sigterm_to_the_whole_group_as_systemd_sends_it(tmp_path, smtp_server):
+    """systemd's default KillMode signals every process of the service: the model's process
+    and the render workers get the SIGTERM too. The run still stops as cleanly, and leaves no
+    process behind."""
+    from tests.test_crash_and_concurrency import DATE, make_config
+
+    config = make_config(tmp_path, smtp_server, 200)  # enough for the render workers
+    smtp_server.handler.stall(0.02, at="data", times=None)
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "digest", "send-now", "-c", str(config), "--date", DATE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,  # its own process group, as a service's cgroup
+    )
+    deadline = time.monotonic() + 60
+    while len(smtp_server.messages) < 30 and time.monotonic() < deadline:
+        assert child.poll() is None, child.communicate()
+        time.sleep(0.01)
+    os.killpg(child.pid, signal.SIGTERM)
+    out, err = child.communicate(timeout=20)
+    assert child.returncode == 1, err.decode()
+    assert "stopped by SIGTERM" in err.decode() and "Traceback" not in err.decode()
+    assert "failed" not in out.decode()  # what was not sent is pending, for the next run
+    with Store.open(config.parent / "state.sqlite3") as store:
+        digests = store.digests()
+    assert "sending" not in {d.status for d in digests}
+    assert len([d for d in digests if d.status == "sent"]) == len(smtp_server.messages)
+    deadline = time.monotonic() + 10
+    while _alive_in_group(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the workers' last exit
+    assert _alive_in_group(child.pid) == []
+
+
+def _alive_in_group(pgid: int) -> list[str]:
+    """The processes of a process group that still run (zombies are gone, just not reaped:
+    an orphan's parent here may be an init that does not reap)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            alive.append(stat.parent.name)
+    return alive
 
 
 # 8: bounded time -----------------------------------------------------------------------------
@@ -375,7 +423,11 @@ def test_an_empty_subscriber_list_is_a_warning(tmp_path):
     path = tmp_path / "digest.toml"
     path.write_text('[digest]\nfrom = "d@x.org"\n', encoding="utf-8")
     result = CliRunner().invoke(cli, ["check", "-c", str(path)])
-    assert result.exit_code == 0 and "warning" in result.output and "no [[subscriber]]" in result.output
+    assert (
+        result.exit_code == 0
+        and "warning" in result.output
+        and "no [[subscriber]]" in result.output
+    )
 
 
 # 11: state that cannot be used ----------------------------------------------------------------

@@ -135,7 +135,10 @@ class EmbedderProcess:
 def _serve(conn: Connection, model_dir: Path) -> None:
     """The child: load the model, say so, then embed each list of texts it is sent (None ends)."""
     die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle; it closes us
+    # Ctrl-C, and a service manager's SIGTERM to the whole group, are the run's to handle: it
+    # stops, then closes us (and if it dies, so do we).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         embedder = Embedder(model_dir)
     except ModelUnavailable as exc:
