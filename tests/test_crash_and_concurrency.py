@@ -39,14 +39,25 @@ def make_config(tmp_path: Path, smtp_server, subscribers: int) -> Path:
     )
 
 
-def start_send_now(config: Path) -> subprocess.Popen:
+def start_send_now(config: Path, *, own_group: bool = False) -> subprocess.Popen:
+    """`digest send-now` as a child process; `own_group`: in a process group of its own, as
+    a service's processes are (so the whole group can be signalled)."""
     env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
     return subprocess.Popen(
         [sys.executable, "-m", "digest", "send-now", "-c", str(config), "--date", DATE],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        start_new_session=own_group,
     )
+
+
+def wait_for_mails(child: subprocess.Popen, smtp_server, count: int) -> None:
+    """Until the server has `count` mails (at most a minute); the run must still be going."""
+    deadline = time.monotonic() + 60
+    while len(smtp_server.messages) < count and time.monotonic() < deadline:
+        assert child.poll() is None, child.communicate()
+        time.sleep(0.01)
 
 
 def by_recipient(smtp_server) -> dict[str, list[str]]:
@@ -64,10 +75,7 @@ def test_a_killed_run_is_caught_up_with_at_most_the_in_flight_duplicates(tmp_pat
     smtp_server.handler.stall(0.01, at="data", times=None)  # a slow server: ~10 ms a message
 
     child = start_send_now(config)
-    deadline = time.monotonic() + 60
-    while len(smtp_server.messages) < 60 and time.monotonic() < deadline:
-        assert child.poll() is None, child.communicate()
-        time.sleep(0.01)
+    wait_for_mails(child, smtp_server, 60)
     child.send_signal(signal.SIGKILL)
     child.communicate(timeout=30)
     received_before = len(smtp_server.messages)

@@ -207,16 +207,18 @@ def test_the_mailer_never_sends_one_key_twice_in_a_run(smtp_server):
 
 
 def test_sigterm_stops_cleanly_and_the_next_run_sends_the_rest(tmp_path, smtp_server):
-    from tests.test_crash_and_concurrency import by_recipient, make_config, start_send_now
+    from tests.test_crash_and_concurrency import (
+        by_recipient,
+        make_config,
+        start_send_now,
+        wait_for_mails,
+    )
 
     subscribers = 200
     config = make_config(tmp_path, smtp_server, subscribers)
     smtp_server.handler.stall(0.02, at="data", times=None)
     child = start_send_now(config)
-    deadline = time.monotonic() + 60
-    while len(smtp_server.messages) < 30 and time.monotonic() < deadline:
-        assert child.poll() is None, child.communicate()
-        time.sleep(0.01)
+    wait_for_mails(child, smtp_server, 30)
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=20)  # it exits on its own, within seconds
     assert child.returncode == 1, err.decode()
@@ -243,22 +245,12 @@ def test_sigterm_to_the_whole_group_as_systemd_sends_it(tmp_path, smtp_server):
     """systemd's default KillMode signals every process of the service: the model's process
     and the render workers get the SIGTERM too. The run still stops as cleanly, and leaves no
     process behind."""
-    from tests.test_crash_and_concurrency import DATE, make_config
+    from tests.test_crash_and_concurrency import make_config, start_send_now, wait_for_mails
 
     config = make_config(tmp_path, smtp_server, 200)  # enough for the render workers
     smtp_server.handler.stall(0.02, at="data", times=None)
-    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "digest", "send-now", "-c", str(config), "--date", DATE],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,  # its own process group, as a service's cgroup
-    )
-    deadline = time.monotonic() + 60
-    while len(smtp_server.messages) < 30 and time.monotonic() < deadline:
-        assert child.poll() is None, child.communicate()
-        time.sleep(0.01)
+    child = start_send_now(config, own_group=True)  # as a service's cgroup
+    wait_for_mails(child, smtp_server, 30)
     os.killpg(child.pid, signal.SIGTERM)
     out, err = child.communicate(timeout=20)
     assert child.returncode == 1, err.decode()

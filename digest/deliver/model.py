@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
+from digest.errors import DuplicateMailError
+
 SendStatus = Literal["sent", "pending", "failed"]
 
 MAX_DETAIL = 300  # characters of server text kept in a detail
@@ -147,6 +149,18 @@ async def deliver_all(
 
     await mailer.deliver_stream(queue, on_attempt=on_attempt, on_outcome=record, stop=stop)
     return [outcomes[id(m)] for m in mails if id(m) in outcomes]
+
+
+def take_once(taken: set[tuple[str, str]], mail: OutgoingMail, *, done: str) -> None:
+    """Note that `mail` was taken; a second mail with its key in one run is a bug upstream,
+    and stops the run (`done`: what did not happen to the second, e.g. "sent")."""
+    if mail.key in taken:
+        raise DuplicateMailError(
+            f"the digest {mail.key[1]} of {mail.key[0]} was queued twice in one run; "
+            f"the second was not {done}",
+            fix="report it",
+        )
+    taken.add(mail.key)
 
 
 def one_line(text: object, limit: int = MAX_DETAIL) -> str:

@@ -20,8 +20,9 @@ from digest.deliver.model import (
     SendOutcome,
     Stop,
     one_line,
+    take_once,
 )
-from digest.errors import DeliverySetupError, DuplicateMailError
+from digest.errors import DeliverySetupError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_STEM = 150
@@ -87,13 +88,7 @@ class OutboxMailer(ListDelivery):
         while (stop is None or not stop.is_set()) and (mail := await queue.get()) is not None:
             if stop is not None and stop.is_set():
                 break
-            if mail.key in keys:
-                raise DuplicateMailError(
-                    f"the digest {mail.key[1]} of {mail.key[0]} was queued twice in one run; "
-                    "the second was not written",
-                    fix="report it",
-                )
-            keys.add(mail.key)
+            take_once(keys, mail, done="written")
             if not made_folder:
                 await self._make_folder()
                 made_folder = True

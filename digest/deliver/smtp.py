@@ -32,9 +32,10 @@ from digest.deliver.model import (
     SendOutcome,
     Stop,
     one_line,
+    take_once,
 )
 from digest.deliver.ratelimit import RateLimiter
-from digest.errors import DeliverySetupError, DuplicateMailError
+from digest.errors import DeliverySetupError
 
 SETUP_FIX = "check username / password_env / security in [delivery]"
 _QUIT_TIMEOUT = 5.0
@@ -98,14 +99,7 @@ class _Run:
             if not self.may_start():
                 return None
         assert mail is not None
-        if mail.key in self.keys:
-            # Never two mails with one (subscriber, date) in a run: a bug upstream. Stop.
-            raise DuplicateMailError(
-                f"the digest {mail.key[1]} of {mail.key[0]} was queued twice in one run; "
-                "the second was not sent",
-                fix="report it",
-            )
-        self.keys.add(mail.key)
+        take_once(self.keys, mail, done="sent")
         return mail
 
 

@@ -15,12 +15,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from digest.rank.explain import Explanation, explain_paper
-    from digest.rank.fuse import DEFAULT_FUSION, FusionSettings
-    from digest.rank.lexical import BM25F
-    from digest.rank.ranker import Ranker, Scored, Scoring, rank_papers, run_papers
+if TYPE_CHECKING:  # the names as type checkers see them (re-exported)
+    from digest.rank.explain import Explanation as Explanation
+    from digest.rank.explain import explain_paper as explain_paper
+    from digest.rank.fuse import DEFAULT_FUSION as DEFAULT_FUSION
+    from digest.rank.fuse import FusionSettings as FusionSettings
+    from digest.rank.lexical import BM25F as BM25F
+    from digest.rank.ranker import Ranker as Ranker
+    from digest.rank.ranker import Scored as Scored
+    from digest.rank.ranker import Scoring as Scoring
+    from digest.rank.ranker import rank_papers as rank_papers
+    from digest.rank.ranker import run_papers as run_papers
 
+# Which module each name comes from.
 _WHERE = {
     "BM25F": "lexical",
     "DEFAULT_FUSION": "fuse",
@@ -33,18 +40,7 @@ _WHERE = {
     "rank_papers": "ranker",
     "run_papers": "ranker",
 }
-__all__ = [
-    "BM25F",
-    "DEFAULT_FUSION",
-    "Explanation",
-    "FusionSettings",
-    "Ranker",
-    "Scored",
-    "Scoring",
-    "explain_paper",
-    "rank_papers",
-    "run_papers",
-]
+__all__ = list(_WHERE)
 
 
 def __getattr__(name: str) -> Any:

@@ -169,11 +169,11 @@ class Ranker:
         ranker = cls(store, embedder, settings, bm25f)  # type: ignore[arg-type]
         ranker._owned_model = owned
         papers = list(papers)
-        ranker._embed_ahead(papers)
+        stored = ranker._embed_ahead(papers)
         if store is not None and background > 0:
             ranker.index.add(_recent_papers(store, background))
         ranker.index.add(papers)
-        ranker._ensure_vectors(papers)
+        ranker._ensure_vectors(papers, stored=stored)
         if ranker.embedder is not None:
             ranker._profile_vectors = ProfileVectors(ranker.embedder, store)
             ranker._profile_vectors.start([profile_text(s.keywords) for s in subscribers])
@@ -198,24 +198,35 @@ class Ranker:
             compiled = self._profiles[key] = compile_profile(sub)
         return compiled
 
-    def _embed_ahead(self, papers: Sequence[Paper]) -> None:
+    def _embed_ahead(self, papers: Sequence[Paper]) -> dict[str, np.ndarray] | None:
         """A model in its own process starts on the papers not embedded yet while this process
-        indexes; `_ensure_vectors` then asks for the very same texts and collects them."""
+        indexes; `_ensure_vectors` then asks for the very same texts and collects them.
+        Returns the stored vectors it read (None when it read none), for `_ensure_vectors`."""
         prefetch = getattr(self.embedder, "prefetch", None)
         if self.embedder is None or prefetch is None:
-            return
-        unique = list({p.id: p for p in papers}.values())
-        stored = (
-            load_embeddings(self.store, [p.id for p in unique], self.embedder.name)
-            if self.store is not None
-            else {}
-        )
+            return None
+        stored = self._stored_vectors(papers)
         # A failure here is met again by the embed that follows, which falls back.
         with contextlib.suppress(Exception):
-            prefetch([paper_text(p.title, p.abstract) for p in unique if p.id not in stored])
+            prefetch(
+                [
+                    paper_text(p.title, p.abstract)
+                    for p in {p.id: p for p in papers}.values()
+                    if p.id not in stored
+                ]
+            )
+        return stored
 
-    def _ensure_vectors(self, papers: Sequence[Paper]) -> None:
-        """Index these papers and give each a vector: stored, or embedded once and stored."""
+    def _stored_vectors(self, papers: Iterable[Paper]) -> dict[str, np.ndarray]:
+        if self.store is None or self.embedder is None:
+            return {}
+        return load_embeddings(self.store, [p.id for p in papers], self.embedder.name)
+
+    def _ensure_vectors(
+        self, papers: Sequence[Paper], *, stored: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Index these papers and give each a vector: stored, or embedded once and stored.
+        `stored`: the stored vectors of these papers, when already read."""
         self.index.add(papers)
         if self.embedder is None:
             return
@@ -223,11 +234,8 @@ class Ranker:
         missing = {r: p for r, p in rows.items() if r not in self._vectors}
         if not missing:
             return
-        stored = (
-            load_embeddings(self.store, [p.id for p in missing.values()], self.embedder.name)
-            if self.store is not None
-            else {}
-        )
+        if stored is None:
+            stored = self._stored_vectors(missing.values())
         todo = [(r, p) for r, p in missing.items() if p.id not in stored]
         for r, p in missing.items():
             if p.id in stored:

@@ -58,8 +58,6 @@ class Renderer:
         self._html: dict[tuple[object, ...], str] = {}
         self._text: dict[tuple[object, ...], str] = {}
         self._whys: dict[tuple[object, ...], Why] = {}
-        # A paper's view, from its text fragment to its HTML one in the same digest.
-        self._entries: dict[tuple[object, ...], Entry] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as its settings: a worker process builds its own templates and caches.
@@ -68,7 +66,6 @@ class Renderer:
     # --- public ------------------------------------------------------------------------------
 
     def render(self, content: DigestContent) -> RenderedDigest:
-        self._entries.clear()
         papers = [self.clean(r.paper) for r in content.papers]
         reasons = [self._why(r, p) for r, p in zip(content.papers, papers, strict=True)]
         titles = [p.title for p in papers]
@@ -103,9 +100,10 @@ class Renderer:
         }
         links = [content.links.papers.get(r.paper.id, _EMPTY_LINKS) for r in content.papers]
         parts = list(zip(papers, reasons, links, strict=True))
+        views: dict[tuple[object, ...], Entry] = {}  # a paper's, from its text to its HTML
 
         text_papers = [
-            (n, _number(self._paper_fragment(p, w, ln, LEVELS[0], text=True), n, text=True))
+            (n, _number(self._paper_fragment(p, w, ln, LEVELS[0], views, text=True), n, text=True))
             for n, (p, w, ln) in enumerate(parts, 1)
         ]
         text = self._digest_text.render(base, papers=text_papers)
@@ -116,7 +114,9 @@ class Renderer:
                 (
                     n,
                     Markup(
-                        _number(self._paper_fragment(p, w, ln, level, text=False), n, text=False)
+                        _number(
+                            self._paper_fragment(p, w, ln, level, views, text=False), n, text=False
+                        )
                     ),
                 )
                 for n, (p, w, ln) in enumerate(parts, 1)
@@ -149,17 +149,26 @@ class Renderer:
         return found
 
     def _paper_fragment(
-        self, paper: CleanPaper, reasons: Why, links: PaperLinks, level: Level, *, text: bool
+        self,
+        paper: CleanPaper,
+        reasons: Why,
+        links: PaperLinks,
+        level: Level,
+        views: dict[tuple[object, ...], Entry],
+        *,
+        text: bool,
     ) -> str:
+        """The paper's cached fragment; `views` holds the digest's paper views, so a paper's
+        view is built once for its text and HTML fragments."""
         key = (paper, reasons, links.more, links.less, level)
         cache = self._text if text else self._html
         fragment = cache.get(key)
         if fragment is None:
             if len(cache) >= CACHE_ENTRIES:
                 cache.clear()
-            view = self._entries.get(key)
+            view = views.get(key)
             if view is None:
-                view = self._entries[key] = entry(paper, reasons, links, level)
+                view = views[key] = entry(paper, reasons, links, level)
             template = self._paper_text if text else self._paper_html
             rendered = template.render(p=view, number=NUMBER)
             fragment = cache[key] = rendered.rstrip("\n") if text else _squeeze(rendered)
