@@ -16,7 +16,9 @@ What one round does:
   code, run from the repo root); wall time from spawn to exit, peak RSS from os.wait4's
   ru_maxrss (the max over the process and its reaped children, not their sum), plus the sampled
   peak of the whole process tree's summed RSS (every 0.1 s from /proc), and the time to the
-  first mail (the sink's first-message time minus the spawn time);
+  first mail (the sink's first-message time minus the spawn time), and its CPU time (os.wait4's
+  user + system: the process and the workers it reaped: render pool, model), and the time per
+  mail once streaming (the sink's last-message time minus its first, over N - 1 mails);
 - the transport floor, right after, against a fresh sink of the same kind: N copies of one real
   digest message (the one of median size among the first messages the sink kept) sent with
   aiosmtplib's `SMTP.sendmail(sender, [rcpt], bytes)` in a loop over ONE connection; wall time.
@@ -312,6 +314,7 @@ class DigestRun:
     spawned: float  # time.time() at spawn
     exit_code: int
     maxrss_mib: float  # wait4 ru_maxrss
+    cpu: float  # s, wait4 user + system: the process and the workers it waited for
     tree_rss_mib: float  # sampled peak of the summed RSS of the process tree
     stdout: Path
     stderr: Path
@@ -356,6 +359,7 @@ def run_digest(cmd: list[str], workdir: Path, timeout: float) -> DigestRun:
         spawned=spawned,
         exit_code=proc.returncode,
         maxrss_mib=usage.ru_maxrss / 1024,
+        cpu=usage.ru_utime + usage.ru_stime,
         tree_rss_mib=peak[0] / 1024,
         stdout=out,
         stderr=err,
@@ -480,6 +484,13 @@ class Round:
     tree_rss: float
     first_mail: float
     mean_size: float
+    cpu: float
+    streaming: float  # s from the first mail to the last, at the sink
+
+    @property
+    def per_mail_ms(self) -> float:
+        """Once streaming: ms between mails at the sink (the head before the first is apart)."""
+        return 1000 * self.streaming / max(1, self.mails - 1)
 
     @property
     def ratio(self) -> float:
@@ -495,7 +506,8 @@ def _row(label: str, r: Round, ratio: float | None = None) -> str:
     return (
         f"{label:>7}  digest {r.digest:7.2f} s  floor {r.floor:6.2f} s  ratio {ratio:5.2f}x  "
         f"{r.rate:7.1f} mails/s  peak RSS {r.maxrss:7.1f} MiB (tree {r.tree_rss:7.1f})  "
-        f"first mail {r.first_mail:6.2f} s"
+        f"first mail {r.first_mail:6.2f} s  cpu {r.cpu:6.2f} s  streaming {r.per_mail_ms:5.2f} "
+        f"ms/mail (floor {1000 * r.floor / max(1, r.mails):5.2f})"
     )
 
 
@@ -607,6 +619,8 @@ def main() -> int:
                 tree_rss=run.tree_rss_mib,
                 first_mail=got["first"] - run.spawned,
                 mean_size=got["bytes"] / got["messages"],
+                cpu=run.cpu,
+                streaming=got["last"] - got["first"],
             )
             results.append(result)
             print(_row(f"round {n}", result) + f"  (floor message {len(sample)} B)", flush=True)
@@ -619,6 +633,8 @@ def main() -> int:
                 tree_rss=statistics.median(r.tree_rss for r in results),
                 first_mail=statistics.median(r.first_mail for r in results),
                 mean_size=statistics.median(r.mean_size for r in results),
+                cpu=statistics.median(r.cpu for r in results),
+                streaming=statistics.median(r.streaming for r in results),
             )
             ratio = statistics.median(r.ratio for r in results)
             print(

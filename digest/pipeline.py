@@ -42,8 +42,9 @@ from digest.deliver import (
     outbox_filename,
 )
 from digest.errors import EXIT_FAILED, EXIT_OK, DeliverySetupError, DigestError, UsageError
+from digest.heap import run_heap, settle
 from digest.lock import async_run_lock
-from digest.mailbuild import MailBuilder
+from digest.mailbuild import BuiltMail, MailBuilder
 from digest.models import Paper
 from digest.plan import MailJob, RunContext, SubscriberPlan, plan_subscriber
 from digest.rank.ranker import close_model, start_model
@@ -206,6 +207,7 @@ async def run_digest(
     stop = stop or Stop.new()
     report = RunReport(command=command, dry_run=options.dry_run)
     async with AsyncExitStack() as stack:
+        stack.enter_context(run_heap())
         if options.dry_run:
             store = Store.open_copy(config.digest.state)
         else:
@@ -265,6 +267,7 @@ async def run_digest(
                     sink = PreviewWriter(report.output_dir)
             elif deliver:
                 sink = mailer or make_mailer(config.delivery)
+            settle()  # the day's papers, their index and the profiles live until the run ends
             await _stream(ctx, subscribers, sink, builder, report, stop, clock, progress)
         except BaseException as exc:
             summary = f"stopped by {type(exc).__name__}: {exc}"
@@ -410,16 +413,19 @@ async def _produce(
 ) -> None:
     """Plan each subscriber's digest in turn and queue its mails, in order, while up to
     BUILD_AHEAD of them are being built; ends the queue with None."""
-    building: deque[tuple[MailJob, SubscriberReport, asyncio.Future[bytes] | None]] = deque()
+    building: deque[tuple[MailJob, SubscriberReport, asyncio.Future[BuiltMail] | None]] = deque()
 
     async def ship_oldest() -> None:
         job, sub_report, future = building.popleft()
         try:
-            data = job.data if future is None else await future
+            built = None if future is None else await future
         except Exception as exc:  # one subscriber's digest must not stop the others
             log.info("building the digest of %s failed", job.key[0], exc_info=True)
             sub_report.status, sub_report.detail = "failed", f"not built: {exc!r}"
             return
+        data = job.data
+        if built is not None:
+            data, job.packed = built.wire, built.packed
         assert data is not None
         recorder.queued(job)
         mail = OutgoingMail(
@@ -477,7 +483,7 @@ async def _put_unless_stopped(queue: MailQueue, item: OutgoingMail | None, stop:
         queue.put_nowait(None)
 
 
-def _ready(future: asyncio.Future[bytes] | None) -> bool:
+def _ready(future: asyncio.Future[BuiltMail] | None) -> bool:
     return future is None or future.done()
 
 
@@ -557,7 +563,12 @@ class _Recorder:
         if job.kind == "force":
             if job.resend_id is None:
                 job.resend_id = self.store.begin_resend(
-                    mail.key[0], mail.key[1], message_id=mail.message_id, message=mail.data, now=now
+                    mail.key[0],
+                    mail.key[1],
+                    message_id=mail.message_id,
+                    message=mail.data,
+                    packed=job.packed,
+                    now=now,
                 )
             self.store.mark_resend(job.resend_id, status="sending", now=now)
         else:
@@ -568,6 +579,7 @@ class _Recorder:
                 upto_seq=job.upto_seq,
                 paper_ids=job.paper_ids,
                 message=mail.data,
+                packed=job.packed,
                 now=now,
             )
 

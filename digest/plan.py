@@ -56,7 +56,8 @@ class MailJob:
     paper_ids: list[str]
     content: DigestContent | None = None  # to build; None when `data` is given
     headers: MailHeaders | None = None
-    data: bytes | None = None  # the exact bytes to repeat (a sealed digest)
+    data: bytes | None = None  # the exact bytes to repeat (a sealed digest), or as built
+    packed: bytes | None = None  # `data` as the send log keeps it, when the builder made it
     ranked: Sequence[RankedPaper] = ()
     note: str = ""
     resend_id: int | None = None  # set when a forced resend is first recorded

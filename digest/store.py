@@ -94,6 +94,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def pack_message(message: bytes) -> bytes:
+    """A digest's wire bytes as the send log keeps them (zlib at its fastest level: about a
+    seventh of the size, 0.25 ms for a 70 KB digest)."""
+    return zlib.compress(message, 1)
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
@@ -442,15 +448,18 @@ class Store:
         paper_ids: Sequence[str],
         message: bytes | None,
         now: datetime,
+        packed: bytes | None = None,
     ) -> None:
         """Commit 'sending' right before an SMTP transaction: the row of a new digest (with
-        its bytes), or one more attempt of a digest already recorded.
+        its bytes), or one more attempt of a digest already recorded. `packed`: the message as
+        pack_message made it, when the caller has it (the render workers compress it).
 
         Older digests of this subscriber that were never delivered and are not sealed are
         superseded: their papers are unsent, so they are in this digest's candidates already.
         """
         key, day, stamp = subscriber.lower(), str(digest_date), _iso(now)
-        packed = zlib.compress(message, 1) if message is not None else None
+        if packed is None and message is not None:
+            packed = pack_message(message)
         with self.transaction() as conn:
             _supersede_older(conn, key, day, stamp)
             conn.execute(
@@ -553,6 +562,7 @@ class Store:
         message_id: str,
         message: bytes,
         now: datetime,
+        packed: bytes | None = None,
     ) -> int:
         stamp = _iso(now)
         with self.transaction() as conn:
@@ -563,7 +573,7 @@ class Store:
                     subscriber.lower(),
                     str(digest_date),
                     message_id,
-                    zlib.compress(message, 1),
+                    pack_message(message) if packed is None else packed,
                     stamp,
                     stamp,
                 ),

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import email
+import zlib
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from digest.mailbuild import MailBuilder, MailHeaders
+from digest.mailbuild import BuiltMail, MailBuilder, MailHeaders
 from digest.models import DigestContent
 
 
@@ -36,7 +37,7 @@ def _content() -> DigestContent:
 
 
 def test_a_started_pool_builds_the_same_bytes_as_inline() -> None:
-    async def build(workers: int) -> bytes:
+    async def build(workers: int) -> BuiltMail:
         builder = MailBuilder(workers)
         try:
             builder.start(None)
@@ -46,7 +47,9 @@ def test_a_started_pool_builds_the_same_bytes_as_inline() -> None:
 
     pooled = asyncio.run(build(1))
     assert pooled == asyncio.run(build(0))
-    assert email.message_from_bytes(pooled)["To"] == "Ada <ada@example.org>"
+    assert email.message_from_bytes(pooled.wire)["To"] == "Ada <ada@example.org>"
+    # The worker packs the bytes as the send log keeps them.
+    assert zlib.decompress(pooled.packed) == pooled.wire
 
 
 def test_a_broken_templates_folder_fails_the_digest_not_the_warm_up(tmp_path: Path) -> None:
