@@ -56,8 +56,8 @@ class MailJob:
     paper_ids: list[str]
     content: DigestContent | None = None  # to build; None when `data` is given
     headers: MailHeaders | None = None
-    data: bytes | None = None  # the exact bytes to repeat (a sealed digest), or as built
-    packed: bytes | None = None  # `data` as the send log keeps it, when the builder made it
+    data: bytes | None = None  # the exact bytes to repeat (a sealed digest)
+    packed: bytes | None = None  # the built bytes as the send log keeps them (set once built)
     ranked: Sequence[RankedPaper] = ()
     note: str = ""
     resend_id: int | None = None  # set when a forced resend is first recorded
