@@ -161,7 +161,7 @@ def _fold(name: str, value: object) -> str:
         return f"{name}: {value.address}\r\n"
     if isinstance(value, str):
         return _fold_text(name, value)
-    return str(POLICY.header_factory(name, value).fold(policy=POLICY))  # type: ignore[attr-defined]
+    return str(POLICY.header_factory(name, value).fold(policy=POLICY))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -178,7 +178,7 @@ def _fold_text(name: str, value: str) -> str:
         # The first word shares its line with the name: fewer bytes, so it fits in 78 too.
         first = (78 - len(name) - 2 - len("=?utf-8?b??=")) * 3 // 4
         return f"{name}: " + _encoded_words(value, first) + "\r\n"
-    return str(POLICY.header_factory(name, value).fold(policy=POLICY))  # type: ignore[attr-defined]
+    return str(POLICY.header_factory(name, value).fold(policy=POLICY))
 
 
 def _encoded_words(value: str, first: int) -> str:

@@ -658,4 +658,4 @@ def html_part(data: bytes) -> str:
     message = message_from_bytes(data, policy=default_policy)
     assert isinstance(message, EmailMessage)
     part = message.get_body(preferencelist=("html",))
-    return part.get_content() if part is not None else ""  # type: ignore[union-attr]
+    return part.get_content() if part is not None else ""

@@ -174,7 +174,7 @@ def test_like_accepts_ids_and_urls_and_names_a_bad_entry(tmp_path):
 
     def load(like, **extra):
         path = tmp_path / "digest.toml"
-        lines = ['[[subscriber]]', 'email = "ada@example.org"', f"like = {like}"]
+        lines = ["[[subscriber]]", 'email = "ada@example.org"', f"like = {like}"]
         lines += [f"{k} = {v}" for k, v in extra.items()]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return load_config(path)

@@ -89,7 +89,9 @@ def test_a_login_refused_on_reconnect_gives_the_tried_mail_an_outcome(smtp_serve
         password_env="DIGEST_SMTP_PASSWORD",
     )
     try:
-        asyncio.run(mailer.deliver([make_mail("ada")], on_attempt=attempt, on_outcome=rec.on_outcome))
+        asyncio.run(
+            mailer.deliver([make_mail("ada")], on_attempt=attempt, on_outcome=rec.on_outcome)
+        )
     except DeliverySetupError as exc:
         assert "login refused" in str(exc)
     else:

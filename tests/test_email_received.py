@@ -85,7 +85,9 @@ def test_a_real_day_as_received(tmp_path: Path, smtp_server) -> None:  # type: i
     marks = [m.text().casefold() for m in tree.css("mark")]
     assert marks
     keys = {stem(w) for k in KEYWORDS for w in k.casefold().split()}  # phrases: partial credit
-    assert all(stem(m.split()[0]) in keys for m in marks), [m for m in marks if stem(m.split()[0]) not in keys]
+    assert all(stem(m.split()[0]) in keys for m in marks), [
+        m for m in marks if stem(m.split()[0]) not in keys
+    ]
     assert "Why: " in text and tree.css("p.why")
     # Trending today: the day's most upvoted papers this reader did not get.
     trending = [a.attributes["href"] for a in tree.css("td.trend a")]

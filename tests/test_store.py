@@ -144,7 +144,12 @@ def test_a_sealed_digest_keeps_its_papers_and_bytes(store):
     store.begin_send("ada@x.org", "2026-06-12", message=b"first", now=DAY1, **fields)
     # The connection dropped after the data went out: it may have been delivered.
     store.mark_unsent(
-        "ada@x.org", "2026-06-12", status="pending", code=None, error="lost", now=DAY1,
+        "ada@x.org",
+        "2026-06-12",
+        status="pending",
+        code=None,
+        error="lost",
+        now=DAY1,
         unknown=True,
     )
     store.record_papers([paper("b")], now=DAY2)
@@ -152,15 +157,24 @@ def test_a_sealed_digest_keeps_its_papers_and_bytes(store):
     assert [d.digest_date for d in store.sealed_digests("ada@x.org")] == ["2026-06-12"]
     # Another attempt can never change what it was, nor supersede it.
     store.begin_send(
-        "ada@x.org", "2026-06-12", message=b"other", now=DAY2,
-        message_id="<m9@x>", upto_seq=store.max_seq(), paper_ids=["a", "b"],
+        "ada@x.org",
+        "2026-06-12",
+        message=b"other",
+        now=DAY2,
+        message_id="<m9@x>",
+        upto_seq=store.max_seq(),
+        paper_ids=["a", "b"],
     )
     record = store.get_digest("ada@x.org", "2026-06-12")
     assert (record.message_id, record.paper_ids, record.attempts) == ("<m1@x>", ("a",), 2)
     assert store.message_bytes("ada@x.org", "2026-06-12") == b"first"
     store.prepare_digest(
-        "ada@x.org", "2026-06-13", message_id="<m2@x>", upto_seq=store.max_seq(),
-        paper_ids=["b"], now=DAY2,
+        "ada@x.org",
+        "2026-06-13",
+        message_id="<m2@x>",
+        upto_seq=store.max_seq(),
+        paper_ids=["b"],
+        now=DAY2,
     )
     assert store.get_digest("ada@x.org", "2026-06-12").status == "sending"
 
@@ -168,8 +182,13 @@ def test_a_sealed_digest_keeps_its_papers_and_bytes(store):
 def test_a_dead_runs_sending_digest_is_sealed(store):
     store.record_papers([paper("a")], now=DAY1)
     store.begin_send(
-        "ada@x.org", "2026-06-12", message_id="<m1@x>", upto_seq=1, paper_ids=["a"],
-        message=b"x", now=DAY1,
+        "ada@x.org",
+        "2026-06-12",
+        message_id="<m1@x>",
+        upto_seq=1,
+        paper_ids=["a"],
+        message=b"x",
+        now=DAY1,
     )
     assert store.seal_interrupted(now=DAY2) == 1
     assert store.get_digest("ada@x.org", "2026-06-12").resend_due
@@ -178,8 +197,13 @@ def test_a_dead_runs_sending_digest_is_sealed(store):
 def test_a_forced_resend_never_touches_the_digest(store):
     store.record_papers([paper("a")], now=DAY1)
     store.begin_send(
-        "ada@x.org", "2026-06-12", message_id="<m1@x>", upto_seq=1, paper_ids=["a"],
-        message=b"x", now=DAY1,
+        "ada@x.org",
+        "2026-06-12",
+        message_id="<m1@x>",
+        upto_seq=1,
+        paper_ids=["a"],
+        message=b"x",
+        now=DAY1,
     )
     store.mark_sent("ada@x.org", "2026-06-12", now=DAY1)
     before = store.get_digest("ada@x.org", "2026-06-12")

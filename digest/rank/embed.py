@@ -114,7 +114,8 @@ class Embedder:
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             out[chunk] = pooled
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        normalised: np.ndarray = out / np.maximum(norms, 1e-12)
+        return normalised
 
 
 _lock = threading.Lock()

@@ -54,7 +54,8 @@ DEFAULT_FUSION = FusionSettings()
 
 def lexical_part(lexical: np.ndarray, s: FusionSettings, *, model: bool = True) -> np.ndarray:
     scale = s.lexical_scale if model else s.fallback_lexical_scale
-    return 1.0 - np.exp(-np.maximum(lexical, 0.0) / scale)
+    part: np.ndarray = 1.0 - np.exp(-np.maximum(lexical, 0.0) / scale)
+    return part
 
 
 def semantic_part(cosine: np.ndarray, s: FusionSettings) -> np.ndarray:

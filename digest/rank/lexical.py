@@ -221,7 +221,8 @@ class Index:
         df = float(np.count_nonzero(counts.sum(axis=1)))
         idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
         t = (counts * self._field_norm()).sum(axis=1)
-        return idf * t / (self.params.k1 + t)
+        score: np.ndarray = idf * t / (self.params.k1 + t)
+        return score
 
     def term_score(self, term: Term) -> np.ndarray:
         score = self.bm25f(term)

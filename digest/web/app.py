@@ -286,5 +286,5 @@ def _html_part(raw: bytes) -> str | None:
     part = message.get_body(preferencelist=("html",))
     if part is None:
         return None
-    content = part.get_content()  # type: ignore[attr-defined]
+    content = part.get_content()
     return content if isinstance(content, str) else None
