@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from digest.models import DigestContent, Paper, RankedPaper, Reason  # noqa: E402
 from digest.sources.hf_items import papers_from_items  # noqa: E402
-from tests.helpers import hf_items  # noqa: E402
+from tests.support.helpers import hf_items  # noqa: E402
 
 TERMS = ["language model", "agents", "reasoning", "diffusion", "video", "benchmark"]
 

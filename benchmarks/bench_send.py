@@ -59,7 +59,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.helpers import toml_value  # noqa: E402  (the suite's TOML writer, not a copy)
+from tests.support.helpers import toml_value  # noqa: E402  (the suite's TOML writer, not a copy)
 
 FIXTURES = ROOT / "tests" / "fixtures"  # byte-identical copies of /work/shared/fixtures/real
 HOST = "127.0.0.1"

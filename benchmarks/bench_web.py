@@ -26,8 +26,8 @@ from digest.store import Store, utc_now  # noqa: E402
 from digest.web.guard import RateLimiter  # noqa: E402
 from digest.web.links import digest_links, unsubscribe_url  # noqa: E402
 from digest.web.tokens import SubscriberIndex, read_token  # noqa: E402
-from tests.helpers import write_config  # noqa: E402
-from tests.webtools import SECRET, bound_socket, running_server  # noqa: E402
+from tests.support.helpers import write_config  # noqa: E402
+from tests.support.webtools import SECRET, bound_socket, running_server  # noqa: E402
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from digest.config import load_config  # noqa: E402
 from digest.daemon import Daemon  # noqa: E402
-from tests.helpers import hf_items, hf_page, write_config  # noqa: E402
+from tests.support.helpers import hf_items, hf_page, write_config  # noqa: E402
 
 SUBSCRIBERS = [
     {"email": "ada@example.org", "timezone": "Europe/Berlin", "send_at": "07:30"},

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
+from digest.ids import normalise_arxiv_id
 
 DEFAULT_CONFIG_NAME = "digest.toml"
 DEFAULT_HF_PAGE = "https://huggingface.co/papers"
@@ -558,9 +559,6 @@ def _parse_subscriber(
 
 def _likes(ctx: _Context, place: str, entries: tuple[str, ...]) -> tuple[str, ...]:
     """Liked papers as arXiv ids: a bare id, an arXiv URL or a Hugging Face paper URL."""
-    # Imported here: the digest.sources package imports this module.
-    from digest.sources.ids import normalise_arxiv_id
-
     out: list[str] = []
     for entry in entries:
         paper_id = normalise_arxiv_id(entry)

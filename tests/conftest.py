@@ -7,8 +7,8 @@ import tempfile
 import pytest
 
 # Fixtures shared across test files live in their own modules; importing them here shares them.
-from tests.httpserver import http_server  # noqa: F401
-from tests.smtpd import smtp_server  # noqa: F401
+from tests.support.httpserver import http_server  # noqa: F401
+from tests.support.smtpd import smtp_server  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
-from tests.helpers import hf_items, hf_page, write_config
+from tests.support.helpers import hf_items, hf_page, write_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 

@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from digest.store import Store
-from tests.helpers import hf_items, hf_page, write_config
+from tests.support.helpers import hf_items, hf_page, write_config
 
 DATE = "2026-06-12"
 

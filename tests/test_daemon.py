@@ -23,7 +23,7 @@ from digest.lock import DAEMON, read_holder, run_lock
 from digest.pipeline import RunOptions, send_now
 from digest.status import render_schedule
 from digest.store import Store
-from tests.helpers import hf_items, hf_page, write_config
+from tests.support.helpers import hf_items, hf_page, write_config
 
 ITEMS = hf_items()
 SUBSCRIBERS = [

@@ -22,7 +22,7 @@ from digest.deliver import (
 )
 from digest.deliver.smtp import SETUP_FIX
 from digest.errors import DeliverySetupError
-from tests.smtpd import SmtpTestServer, free_port
+from tests.support.smtpd import SmtpTestServer, free_port
 
 DAY = "2026-06-12"
 FROM = "Paper Digest <digest@example.org>"

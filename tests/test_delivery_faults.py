@@ -12,7 +12,7 @@ from digest.cli import cli
 from digest.config import load_config
 from digest.pipeline import RunOptions, send_now
 from digest.store import Store
-from tests.helpers import hf_items, hf_page, write_config
+from tests.support.helpers import hf_items, hf_page, write_config
 
 NOW = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 PEOPLE = ["ada@example.org", "bob@example.org", "cy@example.org"]

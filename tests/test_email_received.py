@@ -11,8 +11,8 @@ from selectolax.lexbor import LexborHTMLParser
 
 from digest.config import load_config
 from digest.pipeline import RunOptions, send_now
-from tests.digests import FORBIDDEN, hostile_items
-from tests.helpers import hf_items, hf_page, write_config
+from tests.support.digests import FORBIDDEN, hostile_items
+from tests.support.helpers import hf_items, hf_page, write_config
 
 NOW = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 GMAIL_CLIP_BYTES = 102 * 1024

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from digest.render import Renderer
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.digests import hostile_papers, load_papers, make_content
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.digests import hostile_papers, load_papers, make_content
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 

@@ -14,7 +14,7 @@ from selectolax.lexbor import LexborHTMLParser
 from digest.config import load_config
 from digest.pipeline import RunOptions, send_now
 from digest.store import Store
-from tests.helpers import hf_items, hf_page, write_config
+from tests.support.helpers import hf_items, hf_page, write_config
 
 DAY1 = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 HF = "https://huggingface.co/papers/"

@@ -28,7 +28,7 @@ from digest.errors import DuplicateMailError
 from digest.lock import run_lock
 from digest.pipeline import RunOptions, send_now
 from digest.store import Store
-from tests.helpers import hf_items, hf_page, write_config
+from tests.support.helpers import hf_items, hf_page, write_config
 from tests.test_end_to_end import paper_ids
 
 DAY1 = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from selectolax.lexbor import LexborHTMLParser
 from digest.message import build_message, build_wire, make_message_id, parse_wire
 from digest.models import Paper, RenderedDigest
 from digest.render import render_digest
-from tests.digests import FORBIDDEN, hostile_papers, load_papers, make_content
+from tests.support.digests import FORBIDDEN, hostile_papers, load_papers, make_content
 
 FROM = "Paper Digest <digest@example.org>"
 MAILTO = "digest-admin@example.org"

@@ -20,7 +20,7 @@ from digest.rank import Ranker, explain_paper
 from digest.rank.embed import MODEL_DIR, Embedder, ModelUnavailable
 from digest.rank.embed_store import load_embeddings
 from digest.store import Store
-from tests.helpers import hf_items, hf_page, write_config
+from tests.support.helpers import hf_items, hf_page, write_config
 from tests.test_rank_matching import DAYS, load
 
 DAY = datetime(2026, 6, 12, 6, 0, tzinfo=UTC)

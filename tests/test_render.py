@@ -19,7 +19,7 @@ from digest.render import (
     render_digest,
     trim,
 )
-from tests.digests import (
+from tests.support.digests import (
     FORBIDDEN,
     LONG_WORD,
     hostile_papers,

@@ -13,7 +13,7 @@ from digest.render.clean import (
     trim,
 )
 from digest.render.highlight import mark_terms
-from tests.digests import BIDI, CONTROL, FORBIDDEN
+from tests.support.digests import BIDI, CONTROL, FORBIDDEN
 
 
 def test_control_and_bidi_characters_are_removed() -> None:

@@ -16,8 +16,8 @@ from digest.cli import cli
 from digest.config import load_config
 from digest.pipeline import RunOptions, send_now
 from digest.store import Store
-from tests.helpers import FIXTURES, hf_items, hf_page, write_config
-from tests.httpserver import Reply
+from tests.support.helpers import FIXTURES, hf_items, hf_page, write_config
+from tests.support.httpserver import Reply
 
 NOW = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 ARXIV_RSS = (FIXTURES / "arxiv_rss_cs_LG_2026-04-27_distill.xml").read_bytes()

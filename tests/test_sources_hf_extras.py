@@ -9,7 +9,7 @@ from digest.models import Paper
 from digest.sources.hf_items import paper_from_item, papers_from_items
 from digest.sources.merge import merge_papers
 from digest.store import Store
-from tests.helpers import hf_items
+from tests.support.helpers import hf_items
 
 
 def test_2026_item_gives_summary_organisation_and_comments() -> None:

@@ -20,7 +20,7 @@ import pytest
 from digest.config import SourceConfig
 from digest.errors import PageChangedError, ParseError
 from digest.sources import SourceResult, fetch_source, make_client
-from tests.httpserver import HTTPTestServer
+from tests.support.httpserver import HTTPTestServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ITEMS = json.loads(

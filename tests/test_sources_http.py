@@ -24,7 +24,7 @@ from digest.sources import (
 )
 from digest.sources.hf_api import api_url
 from digest.sources.http import RETRY_AFTER_CAP, _retry_after
-from tests.httpserver import HTTPTestServer, Reply
+from tests.support.httpserver import HTTPTestServer, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ARXIV_RSS = FIXTURES / "arxiv_rss_cs_AI_2026-04-27_distill.xml"

@@ -23,8 +23,8 @@ from digest.store import Store
 from digest.web.app import create_app
 from digest.web.guard import CSP, RateLimiter, redact
 from digest.web.links import digest_links, unsubscribe_url
-from tests.helpers import write_config
-from tests.webtools import SECRET
+from tests.support.helpers import write_config
+from tests.support.webtools import SECRET
 
 NOW = datetime(2026, 6, 12, 9, 30, tzinfo=UTC)
 BASE = "http://127.0.0.1:8080"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from digest.store import Store
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.webtools import SECRET, WebWorld, html_of, links_with_prefix, running_server
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.webtools import SECRET, WebWorld, html_of, links_with_prefix, running_server
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 

@@ -14,7 +14,7 @@ from digest.status import render_status
 from digest.store import Store
 from digest.web.guard import CSP, RateLimiter
 from digest.web.server import WebServerError, bind_socket, serve_web
-from tests.webtools import (
+from tests.support.webtools import (
     DAY1,
     SECRET,
     WebWorld,

@@ -9,9 +9,9 @@ from datetime import datetime
 
 from digest.config import Config, Subscriber
 from digest.errors import UsageError
+from digest.ids import normalise_arxiv_id
 from digest.models import Paper, RankedPaper
 from digest.rank.ranker import Ranker, Scored, Scoring
-from digest.sources.ids import normalise_arxiv_id
 from digest.store import Store, paper_from_json, utc_now
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from markupsafe import Markup
 
+from digest.ids import arxiv_abs_url, arxiv_pdf_url, is_arxiv_id
 from digest.models import Paper, PaperLinks, RankedPaper
 from digest.render.clean import (
     TITLE_CHARS,
@@ -19,7 +20,6 @@ from digest.render.clean import (
     trim,
 )
 from digest.render.highlight import mark_terms
-from digest.sources.ids import arxiv_abs_url, arxiv_pdf_url, is_arxiv_id
 
 MAX_AUTHORS = 4  # then "et al."
 ABSTRACT_CHARS = 300  # the abstract is cut near here, at a sentence end

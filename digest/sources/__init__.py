@@ -14,13 +14,13 @@ Public API used by the pipeline:
 fetch_source and fetch_all never raise SourceError: a failed source has ``.error`` set (a
 FetchError, ParseError or PageChangedError naming the source) and no papers.
 
-Modules: http (fetching, retries, conditional GET, local files), ids (paper keys), text
+Modules: http (fetching, retries, conditional GET, local files), text
 (plain text from HTML), hf_items/hf_api/hf_page (Hugging Face), feed (RSS/Atom), merge.
 """
 
+from digest.ids import is_arxiv_id, normalise_arxiv_id, normalise_link
 from digest.sources.fetch import fetch_all, fetch_source
 from digest.sources.http import USER_AGENT, make_client
-from digest.sources.ids import is_arxiv_id, normalise_arxiv_id, normalise_link
 from digest.sources.merge import merge_papers
 from digest.sources.result import SourceResult, Validators
 

@@ -19,13 +19,13 @@ from selectolax.lexbor import LexborHTMLParser
 
 from digest.config import SourceConfig
 from digest.errors import ParseError
-from digest.models import Paper
-from digest.sources.ids import (
+from digest.ids import (
     arxiv_abs_url,
     arxiv_pdf_url,
     normalise_arxiv_id,
     normalise_link,
 )
+from digest.models import Paper
 from digest.sources.result import skipped_warnings
 from digest.sources.text import collapse, detail_text, html_to_text
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from digest.ids import arxiv_abs_url, arxiv_pdf_url, hf_paper_url, normalise_arxiv_id
 from digest.models import Paper
-from digest.sources.ids import arxiv_abs_url, arxiv_pdf_url, hf_paper_url, normalise_arxiv_id
 from digest.sources.text import collapse
 
 

@@ -16,9 +16,9 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from digest.config import SourceConfig
 from digest.errors import PageChangedError, ParseError
+from digest.ids import arxiv_abs_url, arxiv_pdf_url, hf_paper_url, normalise_arxiv_id
 from digest.models import Paper
 from digest.sources.hf_items import papers_from_items
-from digest.sources.ids import arxiv_abs_url, arxiv_pdf_url, hf_paper_url, normalise_arxiv_id
 from digest.sources.result import skipped_warnings
 from digest.sources.text import collapse
 

@@ -33,7 +33,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from digest.config import Config
-from digest.sources.ids import is_arxiv_id
+from digest.ids import is_arxiv_id
 from digest.store import Store, utc_now
 from digest.web import pages
 from digest.web.forms import FormError, read_form

@@ -19,7 +19,7 @@ from digest.config import Config, load_config
 from digest.pipeline import RunOptions, RunReport, send_now
 from digest.web.guard import RateLimiter
 from digest.web.server import serve_web
-from tests.helpers import hf_items, hf_page, write_config
+from tests.support.helpers import hf_items, hf_page, write_config
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 DAY1 = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)

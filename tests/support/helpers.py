@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 _spec = importlib.util.spec_from_file_location("make_hf_page", FIXTURES / "make_hf_page.py")
 assert _spec and _spec.loader

@@ -9,7 +9,7 @@ from typing import Any
 
 from digest.models import DigestContent, DigestLinks, Paper, RankedPaper, Reason
 from digest.sources.hf_items import papers_from_items
-from tests.helpers import hf_items
+from tests.support.helpers import hf_items
 
 DAY = date(2026, 6, 12)  # a Friday
 LONG_WORD = "Supercalifragilistic" * 15  # 300 characters, no break opportunity
