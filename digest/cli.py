@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import traceback
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,10 @@ from digest import __version__
 from digest.clock import utc_now
 from digest.config import Config, check_secrets, load_config, resolve_config_path
 from digest.errors import EXIT_FAILED, DigestError
-from digest.lock import lock_holder
 from digest.progress import run_progress
 from digest.run import Mode, RunOptions, RunReport, send_now
 from digest.status import render_schedule, render_status
-from digest.store import Store
+from digest.store import ReaderSchedule, Store
 
 CONFIG_HELP = "Config file (default: $DIGEST_CONFIG, else ./digest.toml)."
 LIST_EACH_UP_TO = 50  # subscribers: a longer list prints only the digests that need a look
@@ -254,14 +253,22 @@ def check_command(config_path: str | None, connect: bool) -> None:
 def status_command(config_path: str | None, runs: int) -> None:
     """Recent runs, each subscriber's last digest (failures first), next sends, the daemon."""
     config = _config(config_path)
+    now = utc_now()
+    lease = timedelta(seconds=config.digest.lease_seconds)
     if not config.digest.state.exists():
         click.echo(f"no state yet at {config.digest.state}: nothing has run")
-        click.echo(render_schedule(None, config, now=utc_now()))
+        readers = [ReaderSchedule(s.email, s.timezone, s.send_at) for s in config.subscribers]
+        click.echo(render_schedule(None, readers, now=now, lease=lease))
         return
     with Store.open_copy(config.digest.state) as store:
-        running = lock_holder(config.digest.state)
-        click.echo(render_status(store, config, runs=runs, running_pid=running))
-        click.echo(render_schedule(store, config, now=utc_now()))
+        # What the next run will see: the config's readers synced in (on this copy only).
+        store.sync_config_readers(
+            config.subscribers, now=now, lookback_days=config.digest.lookback_days
+        )
+        click.echo(render_status(store, config, now=now, runs=runs))
+        left = store.unsubscribed()
+        readers = [r for r in store.reader_schedules() if r.email.lower() not in left]
+        click.echo(render_schedule(store, readers, now=now, lease=lease))
 
 
 @cli.command("serve")
@@ -315,6 +322,7 @@ def _print_report(report: RunReport, config: Config) -> None:
         text = {
             "ok": f"{src.papers} papers",
             "not-modified": "unchanged since last fetch",
+            "reused": f"{src.papers} papers, as fetched moments ago by another run",
             "failed": "FAILED",
         }[src.status]
         click.echo(f"source {src.name}: {text}")

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
 from digest.ids import normalise_arxiv_id
+from digest.location import BadLocation, StateLocation
 
 DEFAULT_CONFIG_NAME = "digest.toml"
 DEFAULT_HF_PAGE = "https://huggingface.co/papers"
@@ -42,7 +43,7 @@ _SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 @dataclass(frozen=True)
 class DigestSettings:
-    state: Path
+    state: StateLocation  # a SQLite file, or a PostgreSQL database
     from_addr: str  # as written: "Paper Digest <digest@example.org>"
     timezone: str = "UTC"
     send_at: time = time(7, 0)
@@ -56,6 +57,9 @@ class DigestSettings:
     # Papers whose fused score (0..1, see digest.rank.fuse) is below this are left out.
     min_score: float = DEFAULT_MIN_SCORE
     catch_up_hours: float = 12.0  # the daemon sends a missed digest this late at most
+    # A worker's claim on a reader lasts this long without a heartbeat: a worker that died
+    # leaves its readers to another after this.
+    lease_seconds: float = 60.0
 
     @property
     def from_email(self) -> str:
@@ -269,6 +273,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
         t,
         {
             "state",
+            "state_password_env",
             "from",
             "timezone",
             "send_at",
@@ -281,6 +286,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
             "templates",
             "min_score",
             "catch_up_hours",
+            "lease_seconds",
         },
     )
     default_from = "Paper Digest <digest@localhost.localdomain>"
@@ -298,7 +304,7 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
     if url and not url.startswith("https://"):  # RFC 8058 one-click needs https
         raise ctx.error(place, f"unsubscribe_url = {url!r} must be an https:// URL (RFC 8058)")
     return DigestSettings(
-        state=base / _str(ctx, place, t, "state", "digest.sqlite3"),
+        state=_state(ctx, place, t, base),
         from_addr=from_addr,
         timezone=_timezone(ctx, place, t, "timezone", "UTC"),
         send_at=_send_at(ctx, place, t, "send_at", time(7, 0)),
@@ -311,7 +317,18 @@ def _parse_digest(ctx: _Context, t: Mapping[str, Any], base: Path) -> DigestSett
         templates=_templates_dir(ctx, place, t, base),
         min_score=_float(ctx, place, t, "min_score", DEFAULT_MIN_SCORE, minimum=0.0, maximum=1.0),
         catch_up_hours=_catch_up_hours(ctx, place, t),
+        lease_seconds=_float(ctx, place, t, "lease_seconds", 60.0, minimum=2, maximum=3600),
     )
+
+
+def _state(ctx: _Context, place: str, t: Mapping[str, Any], base: Path) -> StateLocation:
+    """[digest] state: a SQLite file (relative to the config file) or a postgresql:// URL."""
+    value = _str(ctx, place, t, "state", "digest.sqlite3")
+    password_env = _str(ctx, place, t, "state_password_env", "")
+    try:
+        return StateLocation.parse(value, base, password_env=password_env)
+    except BadLocation as exc:
+        raise ctx.error(place, str(exc), fix=exc.fix) from None
 
 
 def _templates_dir(ctx: _Context, place: str, t: Mapping[str, Any], base: Path) -> Path | None:

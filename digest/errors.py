@@ -40,20 +40,16 @@ class UsageError(DigestError):
 
 
 class StateError(DigestError):
-    """The SQLite state file cannot be opened, migrated, written or locked: the user must fix
-    it (a path, permissions, disk space). What was committed before stays as it was."""
+    """The state (a SQLite file or a PostgreSQL database) cannot be opened, migrated or
+    written: the user must fix it (a path, permissions, disk space, the server). What was
+    committed before stays as it was."""
 
     exit_code = EXIT_USAGE
 
 
-class RunLockedError(StateError):
-    """Another run holds the lock on the same state file."""
-
-
-class DaemonRunningError(RunLockedError):
-    """`digest run` holds the lock for its lifetime: a send by hand would race it."""
-
-    exit_code = EXIT_USAGE
+class StateReplaced(StateError):
+    """The state a daemon works on is gone or was replaced under it: the daemon stops rather
+    than send every digest again to a state that has no record of them."""
 
 
 # --- sources ---------------------------------------------------------------------------------

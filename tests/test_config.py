@@ -27,7 +27,7 @@ def test_example_config_loads_with_embedded_defaults():
     config = load_config(EXAMPLE)
     assert config.delivery.method == "outbox"
     assert config.delivery.outbox == EXAMPLE.parent / "outbox"
-    assert config.digest.state == EXAMPLE.parent / "digest.sqlite3"
+    assert config.digest.state.path == EXAMPLE.parent / "digest.sqlite3"
     assert [s.type for s in config.sources] == ["hf-papers"]
     (ada,) = config.subscribers
     assert ada.keywords["language model"] == 3

@@ -17,12 +17,11 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.config import load_config
-from digest.daemon import Daemon, plan_tick
-from digest.errors import ConfigError, DaemonRunningError
-from digest.lock import DAEMON, read_holder, run_lock
+from digest.daemon import Daemon, plan_tick, serve
+from digest.errors import ConfigError
 from digest.run import Mode, RunOptions, send_now
 from digest.status import render_schedule
-from digest.store import Store
+from digest.store import ReaderSchedule, Store, WorkerRecord
 from tests.support.helpers import hf_items, hf_page, write_config
 from tests.support.run import deps
 
@@ -50,6 +49,15 @@ class WallClock:
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.ahead
+
+
+LEASE = timedelta(seconds=60)
+CATCH_UP = timedelta(hours=12)
+
+
+def schedules(config) -> list[ReaderSchedule]:
+    """The config's readers as the schedule sees them (no state yet)."""
+    return [ReaderSchedule(s.email, s.timezone, s.send_at) for s in config.subscribers]
 
 
 def utc(text: str) -> datetime:
@@ -228,18 +236,23 @@ def test_reload_keeps_the_old_config_when_the_new_one_is_broken(world, caplog):
     assert len(daemon.config.subscribers) == 2
 
 
-def test_send_now_refuses_while_the_daemon_runs(world):
-    with run_lock(world.config.digest.state, role=DAEMON):
-        holder = read_holder(world.config.digest.state)
-        assert holder is not None and holder.held and holder.role == DAEMON and holder.alive
-        with pytest.raises(DaemonRunningError, match="daemon"):
-            send_now(world.config, RunOptions(), deps(utc("2026-06-15 12:00")))
-        result = CliRunner().invoke(cli, ["send-now", "-c", str(world.config.path)])
-        assert result.exit_code == 2
-        assert "daemon (pid" in result.output and "systemctl stop digest" in result.output
-        status = render_schedule(None, world.config, now=utc("2026-06-15 12:00"))
-        assert status.startswith("daemon: running (pid")
-    assert read_holder(world.config.digest.state).held is False
+def test_send_now_and_a_running_daemon_share_the_state(world):
+    """No lock keeps a send-now out while a daemon runs: they are two workers, and each
+    digest goes out once whichever of them gets to it first."""
+    world.clock.now = utc("2026-06-15 12:00")
+    daemon = world.daemon()
+    daemon.attach()  # a daemon worker, alive
+    config = world.config
+    report = send_now(config, RunOptions(), deps(utc("2026-06-15 12:00"), mailer=world.mailer))
+    assert {s.status for s in report.subscribers} <= {"sent", "not-due"}
+    assert run(daemon.tick("retry")) is None  # what was due went out: nothing left
+    assert sum(world.received().values()) == len(
+        [s for s in report.subscribers if s.status == "sent"]
+    )
+    with Store.open(config.digest.state) as store:
+        readers = store.reader_schedules()
+        status = render_schedule(store, readers, now=utc("2026-06-15 12:00"), lease=LEASE)
+    assert status.startswith(f"daemon: running (daemon {daemon.worker} on ")
 
 
 def test_send_now_says_when_the_next_digest_is_due_and_records_nothing(world):
@@ -265,7 +278,7 @@ def test_send_now_says_when_the_next_digest_is_due_and_records_nothing(world):
 
 
 def test_status_shows_the_next_send_in_both_zones(world):
-    text = render_schedule(None, world.config, now=utc("2026-06-15 06:00"))
+    text = render_schedule(None, schedules(world.config), now=utc("2026-06-15 06:00"), lease=LEASE)
     assert "daemon: not running" in text
     assert (
         "ada@example.org: 2026-06-16 07:30 CEST / 05:30 UTC; due now: the digest of 2026-06-15"
@@ -275,7 +288,7 @@ def test_status_shows_the_next_send_in_both_zones(world):
 
 
 def test_plan_reads_only(world):
-    plan = plan_tick(world.config, None, utc("2026-06-15 06:00"))
+    plan = plan_tick(None, schedules(world.config), utc("2026-06-15 06:00"), catch_up=CATCH_UP)
     assert [(s.email, d) for s, d in plan.due] == [("ada@example.org", date(2026, 6, 15))]
     # bob's 07:00 PDT (14:00 UTC on the 14th) and kai's 06:00 +14 are over 12 hours old
     assert [(s.email, d.missed) for s, d in plan.missed] == [
@@ -350,10 +363,15 @@ def test_serve_catches_up_reloads_on_sighup_and_stops_on_sigterm(world, caplog):
             await asyncio.sleep(0.02)
         raise AssertionError(f"never logged: {text!r}")
 
+    def workers() -> dict[str, WorkerRecord]:
+        with Store.open(config.digest.state) as store:
+            return {w.id: w for w in store.workers()}
+
     async def scenario():
-        task = asyncio.create_task(daemon.serve())
+        task = asyncio.create_task(serve(daemon))
         await until_logged("(start) at")
-        assert read_holder(config.digest.state).role == DAEMON
+        me = workers()[daemon.worker]
+        assert (me.role, me.pid, me.stopped_at) == ("daemon", os.getpid(), None)
         os.kill(os.getpid(), signal.SIGHUP)
         await until_logged("config reloaded")
         wall.ahead = timedelta(hours=1)
@@ -364,4 +382,4 @@ def test_serve_catches_up_reloads_on_sighup_and_stops_on_sigterm(world, caplog):
     assert asyncio.run(scenario()) == 0
     assert world.received()["ada@example.org"] == 1  # caught up once, not again on resume
     assert logged("SIGTERM: finishing the mails in flight") and logged("stopped")
-    assert read_holder(config.digest.state).held is False
+    assert workers()[daemon.worker].stopped_at is not None

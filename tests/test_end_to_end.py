@@ -177,12 +177,12 @@ def test_the_mail_as_received(world, smtp_server):
 def test_dry_run_and_preview_leave_the_state_alone(world, smtp_server, tmp_path):
     world.day(1, hf_page(world.items[0:5]))
     state = world.config.digest.state
-    before = state.read_bytes()
+    before = state.path.read_bytes()
     r = world.day(2, hf_page(world.items[5:9]), mode=Mode.DRY_RUN)
     assert [s.status for s in r.subscribers][0] == "dry-run"
     assert r.subscribers[0].paper_count == 4
     assert len(smtp_server.messages) == 2  # day 1 only
-    assert state.read_bytes() == before
+    assert state.path.read_bytes() == before
     # The real run afterwards still sends those 4 papers.
     r2 = world.day(2, hf_page(world.items[5:9]))
     assert r2.subscribers[0].paper_count == 4

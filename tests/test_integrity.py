@@ -26,9 +26,8 @@ from digest.cli import cli
 from digest.config import DeliveryConfig, load_config
 from digest.deliver import SmtpMailer, Stop
 from digest.errors import DuplicateMailError
-from digest.lock import run_lock
 from digest.run import RunOptions, send_now
-from digest.store import Store
+from digest.store import StateLocation, Store
 from tests.support.helpers import hf_items, hf_page, write_config
 from tests.support.run import deps
 from tests.test_end_to_end import paper_ids
@@ -366,7 +365,7 @@ def test_every_timestamp_of_a_run_comes_from_its_clock(tmp_path, smtp_server):
     ticks = itertools.count()
     clock = lambda: datetime(2031, 1, 1, 8, tzinfo=UTC) + timedelta(minutes=next(ticks))  # noqa: E731
     send_now(config, RunOptions(), deps(clock=clock, mailer=smtp_server.mailer()))
-    with sqlite3.connect(config.digest.state) as conn:
+    with sqlite3.connect(config.digest.state.path) as conn:
         run_row = conn.execute("SELECT started_at, finished_at FROM runs").fetchone()
         digest_row = conn.execute(
             "SELECT digest_date, created_at, updated_at, sent_at FROM digests"
@@ -448,13 +447,7 @@ def _one_line_error(result, *words):
 def test_an_impossible_state_path_is_one_line(tmp_path, smtp_server):
     (tmp_path / "afile").write_text("x")
     setup(tmp_path, smtp_server, digest={"state": "afile/state.sqlite3"})
-    _one_line_error(_cli("send-now", "-c", str(tmp_path / "digest.toml")), "lock file")
-
-
-def test_an_unusable_lock_file_is_one_line(tmp_path, smtp_server):
-    setup(tmp_path, smtp_server)
-    (tmp_path / "state.sqlite3.lock").mkdir()
-    _one_line_error(_cli("send-now", "-c", str(tmp_path / "digest.toml")), "lock")
+    _one_line_error(_cli("send-now", "-c", str(tmp_path / "digest.toml")), "state file")
 
 
 def test_a_corrupted_state_file_is_one_line_for_send_now_and_status(tmp_path, smtp_server):
@@ -468,8 +461,8 @@ class SmallDisk(Store):
     """The state on a disk with room for a dozen more pages (SQLite's max_page_count)."""
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        store = super().open(path)
+    def open(cls, location: StateLocation | Path, *, create: bool = True) -> Store:
+        store = super().open(location, create=create)
         pages = store.db.execute("PRAGMA page_count").fetchone()[0]
         store.db.execute(f"PRAGMA max_page_count = {pages + 12}")
         return store
@@ -518,13 +511,17 @@ def test_a_closed_stdout_is_not_an_error(tmp_path, smtp_server):
 
 def test_status_shows_a_run_in_progress_as_running(tmp_path, smtp_server):
     config, _ = setup(tmp_path, smtp_server)
+    now = datetime.now(UTC)
     with Store.open(config.digest.state) as store:
-        store.start_run("send-now", now=DAY1)
+        store.register_worker(
+            "gone", role="send-now", host="h", pid=1, now=now - timedelta(hours=1)
+        )
+        store.start_run("send-now", now=now - timedelta(hours=1), worker="gone")
+        store.register_worker("live", role="send-now", host="h", pid=os.getpid(), now=now)
+        store.start_run("send-now", now=now, worker="live")
     result = CliRunner().invoke(cli, ["status", "-c", str(config.path)])
-    assert "did not finish" in result.output
-    with run_lock(config.digest.state):
-        result = CliRunner().invoke(cli, ["status", "-c", str(config.path)])
-    assert f"running (pid {os.getpid()})" in result.output
+    assert "did not finish (killed?)" in result.output  # its worker stopped beating
+    assert f"running (send-now live on h, pid {os.getpid()})" in result.output
 
 
 def test_a_future_date_does_not_stand_as_the_last_digest(tmp_path, smtp_server):

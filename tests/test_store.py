@@ -3,10 +3,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from digest.errors import RunLockedError, StateError
-from digest.lock import run_lock
+from digest.errors import StateError
 from digest.models import Paper
-from digest.store import Store
+from digest.store import ClaimLost, Store
 from digest.store.migrations import MIGRATIONS
 
 DAY1 = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
@@ -244,16 +243,53 @@ def test_open_copy_never_writes_the_file(tmp_path):
     assert not (tmp_path / "missing.sqlite3").exists()
 
 
-def test_run_lock_excludes_a_second_holder(tmp_path):
-    state = tmp_path / "state.sqlite3"
-    with (
-        run_lock(state),
-        pytest.raises(RunLockedError, match="another digest run"),
-        run_lock(state, timeout=0.2),
-    ):
-        pass
-    with run_lock(state, timeout=0.2):  # released
-        pass
+def test_a_claim_keeps_a_reader_to_one_worker_until_it_expires(store):
+    store.register_subscribers(["ada@x.org", "bob@x.org"], now=DAY1, lookback_days=3)
+    later = DAY1 + timedelta(seconds=60)
+    assert store.claim("w1", ["Ada@x.org", "bob@x.org"], now=DAY1, until=later) == {
+        "ada@x.org",
+        "bob@x.org",
+    }
+    assert store.claim("w2", ["ada@x.org"], now=DAY1, until=later) == set()  # w1 holds it
+    # w1 lets bob go; it starts sending ada's digest and dies mid-send
+    store.release("w1", ["bob@x.org"])
+    held = later + timedelta(minutes=5)
+    assert store.claim("w2", ["bob@x.org"], now=DAY1, until=held) == {"bob@x.org"}
+    store.begin_send(
+        "ada@x.org",
+        "2026-06-12",
+        message_id="<m@x>",
+        upto_seq=0,
+        paper_ids=[],
+        message=b"bytes",
+        now=DAY1,
+        worker="w1",
+    )
+    assert store.expired_claims(later + timedelta(seconds=1)) == ["ada@x.org"]
+    # w2 takes the expired claim over: the digest w1 left 'sending' is sealed (repeated
+    # byte for byte or not at all), and w1 can no longer start a transaction for ada
+    taken = store.claim(
+        "w2",
+        ["ada@x.org"],
+        now=later + timedelta(seconds=1),
+        until=later + timedelta(seconds=61),
+    )
+    assert taken == {"ada@x.org"}
+    [sealed] = store.sealed_digests("ada@x.org")
+    assert sealed.message_id == "<m@x>"
+    with pytest.raises(ClaimLost, match="another worker took over"):
+        store.begin_send(
+            "ada@x.org",
+            "2026-06-12",
+            message_id="<m@x>",
+            upto_seq=0,
+            paper_ids=[],
+            message=b"bytes",
+            now=later,
+            worker="w1",
+        )
+    store.mark_sent("ada@x.org", "2026-06-12", now=later, release="w2")
+    assert [c.subscriber for c in store.claims()] == ["bob@x.org"]
 
 
 def test_feedback_and_unsubscribes_are_recorded(tmp_path):

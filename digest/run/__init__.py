@@ -9,7 +9,7 @@ report (what the run says), run (the whole, left to right).
 
 from digest.run.options import SHIPPED_MODEL, Deps, Mode, ModelFactory, RunOptions
 from digest.run.report import Progress, RunReport, SourceReport, SubscriberReport
-from digest.run.run import run_digest, select_subscribers, send_now, start_model
+from digest.run.run import run_digest, send_now, start_model
 
 __all__ = [
     "SHIPPED_MODEL",
@@ -22,7 +22,6 @@ __all__ = [
     "SourceReport",
     "SubscriberReport",
     "run_digest",
-    "select_subscribers",
     "send_now",
     "start_model",
 ]

@@ -4,27 +4,38 @@ A source that fails records nothing (its papers count as new on the next good ru
 answering 304 keeps what the state has; the papers of the healthy ones are merged on their id
 and recorded in one transaction with the sources' validators, so a conditional GET is only ever
 answered 304 for content that is in the state.
+
+One fetch per source at a time, whatever the number of workers: a worker takes a source before
+fetching it (digest.store.runs.take_fetch); another that finds it taken waits for that fetch and
+uses what it recorded. A fetch younger than `reuse` is used as it is, without asking the source
+again (the daemon's send groups; see the README for how often each source is asked).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
-from digest.config import Config
+from digest.clock import Clock, iso
+from digest.config import Config, SourceConfig
+from digest.errors import FetchError
 from digest.models import Paper
 from digest.run.report import SourceReport
 from digest.sources import SourceResult, Validators, fetch_all, merge_papers
-from digest.store import Store
+from digest.store import SourceState, Store
+
+WAIT_POLL = 0.2  # seconds between looks at a source another worker is fetching
 
 
 @dataclass
 class Gathered:
     sources: list[SourceReport]
-    papers: list[Paper]  # the papers the healthy sources listed in this run
-    new: int  # how many of them were first seen now
+    papers: list[Paper]  # what the healthy sources list now (fetched here or reused)
+    new: int  # how many papers were first seen by this run
 
     @property
     def failed(self) -> list[str]:
@@ -36,35 +47,79 @@ async def gather_papers(
     store: Store,
     client: httpx.AsyncClient,
     now: datetime,
+    clock: Clock,
+    *,
+    worker: str,
+    backoff: float,
+    retries: int,
+    reuse: timedelta = timedelta(0),
+) -> Gathered:
+    """Fetch the sources this run must fetch, wait for those another worker is fetching, and
+    use recent fetches as they are; then the papers every healthy source lists now. `now`
+    is the run's moment (what it records), `clock` tells how long it waited for others."""
+    mine: list[SourceConfig] = []
+    others: list[SourceConfig] = []
+    reports: dict[str, SourceReport] = {}
+    for source in config.sources:
+        state = store.source_state(source.name)
+        if _recent(state, now, reuse):
+            assert state is not None
+            reports[source.name] = _reused(state)
+        elif store.take_fetch(source.name, worker, now=now, until=now + _lease(source, retries)):
+            mine.append(source)
+        else:
+            others.append(source)
+    new = 0
+    if mine:
+        fetched, new = await _fetch(mine, store, client, now, backoff=backoff, retries=retries)
+        reports.update(fetched)
+    for source in others:  # fetched by another worker right now: use what it records
+        state = await _wait_for(store, source, clock, _lease(source, retries))
+        if state is None or not state.last_attempt or state.last_attempt < iso(now):
+            more, more_new = await _fetch(
+                [source], store, client, now, backoff=backoff, retries=retries
+            )
+            reports.update(more)
+            new += more_new
+        else:
+            reports[source.name] = _reused(state)
+    ordered = [reports[s.name] for s in config.sources]
+    return Gathered(ordered, _listed(store, ordered), new)
+
+
+async def _fetch(
+    sources: list[SourceConfig],
+    store: Store,
+    client: httpx.AsyncClient,
+    now: datetime,
     *,
     backoff: float,
     retries: int,
-) -> Gathered:
-    """Fetch every source and record its papers."""
+) -> tuple[dict[str, SourceReport], int]:
+    """Fetch these sources at once and record what they gave. Returns their reports and how
+    many papers were new."""
     known: dict[str, Validators] = {}
-    for source in config.sources:
+    for source in sources:
         state = store.source_state(source.name)
         if state and (state.etag or state.last_modified):
             known[source.name] = Validators(state.etag, state.last_modified)
     results: list[SourceResult] = await fetch_all(
-        config.sources, client, known, backoff=backoff, retries=retries
+        sources, client, known, backoff=backoff, retries=retries
     )
-    reports: list[SourceReport] = []
+    reports: dict[str, SourceReport] = {}
     healthy: list[SourceResult] = []
     for result in results:
         name = result.source.name
         if result.error is not None:
-            reports.append(SourceReport(name, "failed", error=result.error))
+            reports[name] = SourceReport(name, "failed", error=result.error)
             store.record_source_error(name, str(result.error), now=now)
         elif result.not_modified:
-            reports.append(SourceReport(name, "not-modified", warnings=result.warnings))
+            reports[name] = SourceReport(name, "not-modified", warnings=result.warnings)
             store.record_source_not_modified(name, now=now)
         else:
             healthy.append(result)
-            reports.append(
-                SourceReport(name, "ok", papers=len(result.papers), warnings=result.warnings)
-            )
-
+            count = len(result.papers)
+            reports[name] = SourceReport(name, "ok", papers=count, warnings=result.warnings)
     fresh = merge_papers(p for r in healthy for p in r.papers)
     stored = store.get_papers(p.id for p in fresh)
     # A paper seen again keeps what earlier sources knew of it (HF upvotes, categories, ...).
@@ -76,5 +131,53 @@ async def gather_papers(
         else (None, None)
         for r in healthy
     }
-    new = store.record_papers(papers, now=now, validators=validators)
-    return Gathered(reports, papers, new)
+    listed = {r.source.name: list(dict.fromkeys(p.id for p in r.papers)) for r in healthy}
+    new = store.record_papers(papers, now=now, validators=validators, listed=listed)
+    return reports, new
+
+
+async def _wait_for(
+    store: Store, source: SourceConfig, clock: Clock, lease: timedelta
+) -> SourceState | None:
+    """Wait until the worker fetching `source` has recorded its outcome (or its hold ran out:
+    it died). Returns the source's state then."""
+    deadline = time.monotonic() + lease.total_seconds() + 1
+    while time.monotonic() < deadline:
+        state = store.source_state(source.name)
+        if state is None or state.fetching_by is None:
+            return state
+        if state.fetching_until is not None and state.fetching_until < iso(clock()):
+            return None  # it died holding the source: fetch it here
+        await asyncio.sleep(WAIT_POLL)
+    return None
+
+
+def _recent(state: SourceState | None, now: datetime, reuse: timedelta) -> bool:
+    """A fetch (good or failed) younger than `reuse`: used as it is."""
+    if state is None or not state.last_attempt or reuse <= timedelta(0):
+        return False
+    return datetime.fromisoformat(state.last_attempt) > now - reuse
+
+
+def _reused(state: SourceState) -> SourceReport:
+    if state.last_error:
+        error = FetchError(state.last_error, source=state.name)
+        return SourceReport(state.name, "failed", error=error)
+    return SourceReport(state.name, "reused", papers=len(state.listed))
+
+
+def _listed(store: Store, reports: list[SourceReport]) -> list[Paper]:
+    """The papers the healthy sources list now, in their order (each once)."""
+    ids: dict[str, None] = {}
+    for report in reports:
+        if report.status != "failed":
+            state = store.source_state(report.name)
+            ids.update(dict.fromkeys(state.listed if state else []))
+    found = store.get_papers(ids)
+    return [found[pid] for pid in ids if pid in found]
+
+
+def _lease(source: SourceConfig, retries: int) -> timedelta:
+    """How long a worker may hold a source it fetches: every attempt timing out, and the waits
+    between them."""
+    return timedelta(seconds=source.timeout * (retries + 1) + 2**retries + 10)

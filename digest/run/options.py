@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
     from digest.deliver import Mailer
+    from digest.location import StateLocation
     from digest.rank.embed import TextEmbedder
     from digest.store import Store
 
@@ -48,8 +49,18 @@ class RunOptions:
     defer_on_source_failure: bool = False
     fetch_retries: int = 3
     fetch_backoff: float = 1.0  # seconds before the first retry of a source; doubles
-    lock_timeout: float = 600.0  # seconds a send-now waits for another run's lock
-    lock_held: bool = False  # the daemon holds the state lock for its whole life
+    # A fetch of a source younger than this is used as it is (the daemon's send groups share
+    # one); 0: fetch now (a conditional GET), unless another worker is fetching it right now.
+    fetch_reuse: timedelta = timedelta(0)
+    # How long this worker's claim on a reader lasts without a heartbeat: a worker that dies
+    # leaves its readers to another after this.
+    lease: timedelta = timedelta(seconds=60)
+    # The daemon's worker (its runs are its own); "": a send-now is a worker of its own.
+    worker_id: str = ""
+    # A send-now waits for readers another worker holds (until it is done with them, or its
+    # claim expired); the daemon leaves them to its takeover watch.
+    wait_for_others: bool = True
+    state_id: str = ""  # the daemon: the state it started with (a replaced one stops the run)
     keep_papers: bool = False  # keep each digest's ranked papers in the report (preview)
 
     @property
@@ -72,9 +83,9 @@ class RunOptions:
 class StateOpener(Protocol):
     """How a run opens the state (digest.store.Store is one)."""
 
-    def open(self, path: Path) -> Store: ...
+    def open(self, location: StateLocation, *, create: bool = True) -> Store: ...
 
-    def open_copy(self, path: Path) -> Store: ...
+    def open_copy(self, location: StateLocation) -> Store: ...
 
 
 class _Shipped(Enum):

@@ -24,15 +24,15 @@ from pathlib import Path
 
 from digest.config import Config, Subscriber, WebConfig, check_secrets
 from digest.deliver import Mailer, Stop, make_mailer
-from digest.errors import EXIT_FAILED, DigestError, UsageError
+from digest.errors import EXIT_FAILED, DigestError, StateError, UsageError
 from digest.heap import run_heap, settle
-from digest.lock import async_run_lock
 from digest.mailbuild import MailBuilder
 from digest.models import DigestLinks
 from digest.plan import TRENDING, RunContext
 from digest.rank import Ranker, run_papers
 from digest.rank.embed import ModelUnavailable, TextEmbedder
 from digest.rank.ranker import close_model, load_embedder
+from digest.run.claims import Claims, new_worker_id, register
 from digest.run.gather import Gathered, gather_papers
 from digest.run.options import SHIPPED_MODEL, Deps, RunOptions
 from digest.run.preview import PreviewWriter
@@ -95,21 +95,22 @@ async def run_digest(
     progress: Progress | None = None,
 ) -> RunReport:
     """Run the whole flow once. Raises DigestError only for what stops a run before it starts
-    (bad usage, secrets missing, state unusable, lock held) or a state that cannot be written
+    (bad usage, secrets missing, state unusable or replaced) or a state that cannot be written
     mid-run; everything else is in the report."""
     started = deps.clock()
-    subscribers = select_subscribers(config, options.only)
     if not options.dry_run:
         check_secrets(config)
     stop = stop or Stop.new()
     report = RunReport(command=options.command, dry_run=options.dry_run)
     async with AsyncExitStack() as stack:
         stack.enter_context(run_heap())
-        store = await _open_state(stack, config, options, deps)
+        store = _open_state(stack, config, options, deps)
+        subscribers = _readers(config, store, options, started)
+        claims = _claims(stack, store, options, deps)
         client = deps.http
         if client is None:
             client = await stack.enter_async_context(make_client())
-        run_id = store.start_run(options.command, now=started)
+        run_id = store.start_run(options.command, now=started, worker=claims.worker)
         # The render workers start now: they load while the sources are fetched and ranked.
         builder = MailBuilder.for_run(len(subscribers) if options.builds_mail else 0)
         stack.callback(builder.close)
@@ -117,15 +118,19 @@ async def run_digest(
         model = start_model(deps)  # in its own process, loading while the sources are fetched
         stack.callback(close_model, model)
         try:
-            store.seal_interrupted(now=started)
+            if options.dry_run:
+                store.seal_interrupted(now=started)  # what the claims would seal, on the copy
             store.prune_messages(now=started)
             gathered = await gather_papers(
                 config,
                 store,
                 client,
                 started,
+                deps.clock,
+                worker=claims.worker or "dry-run",
                 backoff=options.fetch_backoff,
                 retries=options.fetch_retries,
+                reuse=options.fetch_reuse,
             )
             report.sources, report.new_papers = gathered.sources, gathered.new
             due = _due(config, store, options, subscribers, gathered, started, report)
@@ -133,8 +138,19 @@ async def run_digest(
             stack.callback(ctx.ranker.close)
             sink = _sink(config, options, deps, report)
             settle()  # the day's papers, their index and the profiles live until the run ends
-            recorder = Recorder(store, deps.clock, dry_run=options.dry_run)
-            await stream_digests(ctx, due, sink, builder, recorder, report, stop, progress)
+            recorder = Recorder(store, deps.clock, dry_run=options.dry_run, worker=claims.worker)
+            await stream_digests(
+                ctx,
+                due,
+                sink,
+                builder,
+                recorder,
+                claims,
+                report,
+                stop,
+                progress,
+                wait_for_others=options.wait_for_others,
+            )
         except BaseException as exc:
             summary = f"stopped by {type(exc).__name__}: {exc}"
             with contextlib.suppress(DigestError):
@@ -143,24 +159,65 @@ async def run_digest(
         report.stopped = stop.reason
         summary = report.summary()
         store.finish_run(run_id, exit_code=report.exit_code, summary=summary, now=deps.clock())
+        if claims.store is not None:
+            store.finish_worker(claims.worker, now=deps.clock(), last_run=summary)
     return report
 
 
-async def _open_state(
-    stack: AsyncExitStack, config: Config, options: RunOptions, deps: Deps
-) -> Store:
-    """The state for this run: a copy for a dry run; else the file, with its run lock
-    (waiting for another run never blocks the event loop)."""
+def _open_state(stack: AsyncExitStack, config: Config, options: RunOptions, deps: Deps) -> Store:
+    """The state for this run: a copy for a dry run, else the state itself. A daemon names
+    the state it started with (`options.state_id`): a state that is gone or was replaced
+    stops the run before it sends anything."""
     opener = deps.state or Store
     if options.dry_run:
         store = opener.open_copy(config.digest.state)
-    else:
-        if not options.lock_held:
-            lock = async_run_lock(config.digest.state, timeout=options.lock_timeout)
-            await stack.enter_async_context(lock)
-        store = opener.open(config.digest.state)
+        stack.callback(store.close)
+        return store
+    store = opener.open(config.digest.state, create=not options.state_id)
     stack.callback(store.close)
+    if options.state_id and store.state_id() != options.state_id:
+        raise StateError(
+            f"the state {config.digest.state} is not the one this daemon started with (it was "
+            "replaced); nothing was sent, so no digest goes out twice",
+            fix="restart the daemon to use this state on purpose",
+        )
     return store
+
+
+def _readers(config: Config, store: Store, options: RunOptions, now: datetime) -> list[Subscriber]:
+    """The run's readers, from the state: the config's synced in first (the config wins for
+    the readers it lists), then everyone active, or those --only names."""
+    store.sync_config_readers(
+        config.subscribers, now=now, lookback_days=config.digest.lookback_days
+    )
+    if not options.only:
+        return store.active_readers()
+    readers = store.active_readers(options.only)
+    missing = sorted({e.lower() for e in options.only} - {r.email.lower() for r in readers})
+    if missing:
+        raise UsageError(
+            f"no subscriber {missing[0]!r} in the state",
+            fix="name a subscriber `digest subscribers list` shows as active",
+        )
+    return readers
+
+
+def _claims(stack: AsyncExitStack, store: Store, options: RunOptions, deps: Deps) -> Claims:
+    """This run's claims on readers, kept alive by a heartbeat until the run ends; none for a
+    dry run (it works on a copy). A send-now is a worker of its own; the daemon's runs are
+    the daemon's."""
+    if options.dry_run:
+        return Claims.none(deps.clock)
+    worker = options.worker_id or new_worker_id()
+    if not options.worker_id:
+        register(store, worker, options.command, deps.clock)
+        stack.callback(lambda: store.stop_worker(worker, now=deps.clock()))
+    claims = Claims(store, worker, deps.clock, options.lease)
+    done = asyncio.Event()
+    beating = asyncio.ensure_future(claims.beat_until(done))
+    stack.callback(beating.cancel)
+    stack.callback(done.set)
+    return claims
 
 
 def start_model(deps: Deps) -> TextEmbedder | None:
@@ -193,9 +250,6 @@ def _due(
             SubscriberReport(sub.email, "", "deferred", detail=detail) for sub in subscribers
         ]
         return []
-    store.register_subscribers(
-        [s.email for s in subscribers], now=now, lookback_days=config.digest.lookback_days
-    )
     dues = due_now(store, subscribers, now, catch_up=options.catch_up)
     return list(zip(subscribers, dues, strict=True))
 
@@ -256,17 +310,3 @@ class _SignedLinks:
 
     def digest_links(self, email: str, day: str, paper_ids: Sequence[str]) -> DigestLinks:
         return web_links.digest_links(self.web, self.secret, email, day, paper_ids)
-
-
-def select_subscribers(config: Config, only: Sequence[str]) -> list[Subscriber]:
-    """The configured subscribers, or those named by --only: each once, whatever the case."""
-    if not only:
-        return list(config.subscribers)
-    chosen: dict[str, Subscriber] = {}
-    try:
-        for email in only:
-            sub = config.subscriber(email)
-            chosen.setdefault(sub.email.lower(), sub)
-    except DigestError as exc:
-        raise UsageError(exc.message, fix=exc.fix) from None
-    return list(chosen.values())

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from digest.location import BadLocation, StateLocation
 from digest.models import Paper
-from digest.store.db import Database
+from digest.store.db import Database, copy_of_database, open_database
 from digest.store.embeddings import EmbeddingStore
 from digest.store.papers import PaperStore, paper_from_json, paper_to_json
-from digest.store.readers import ReaderStore
+from digest.store.readers import ReaderListing, ReaderProfiles, ReaderSchedule, ReaderStore
 from digest.store.runs import RunRecord, RunStore, SourceState
 from digest.store.sendlog import (
     OPEN,
@@ -34,18 +35,26 @@ from digest.store.sendlog import (
     due_now,
     pack_message,
 )
+from digest.store.workers import ClaimLost, ClaimRecord, WorkerRecord, WorkerStore
 
 __all__ = [
     "OPEN",
     "SETTLED",
+    "BadLocation",
+    "ClaimLost",
+    "ClaimRecord",
     "Database",
     "DigestRecord",
     "DigestStatus",
     "LoggedMail",
     "Recorder",
     "Resend",
+    "ReaderListing",
+    "ReaderSchedule",
     "RunRecord",
     "SourceState",
+    "StateLocation",
+    "WorkerRecord",
     "Store",
     "due_now",
     "pack_message",
@@ -54,7 +63,9 @@ __all__ = [
 ]
 
 
-class Store(PaperStore, ReaderStore, SendLogStore, RunStore, EmbeddingStore):
+class Store(
+    PaperStore, ReaderStore, ReaderProfiles, SendLogStore, WorkerStore, RunStore, EmbeddingStore
+):
     """One open state. Use `Store.open(path)`, or `Store.open_copy(path)` for a dry run."""
 
     def __init__(self, db: Database) -> None:
@@ -62,15 +73,16 @@ class Store(PaperStore, ReaderStore, SendLogStore, RunStore, EmbeddingStore):
         self._candidate_cache: dict[int, Paper] = {}
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        """Open (creating and migrating if needed) the state file at `path`."""
-        return cls(Database.open_sqlite(path))
+    def open(cls, location: StateLocation | Path, *, create: bool = True) -> Store:
+        """Open (creating and migrating if needed) the state: a SQLite file or a PostgreSQL
+        database. `create=False`: a SQLite file that is gone is an error, not a new state."""
+        return cls(open_database(location, create=create))
 
     @classmethod
-    def open_copy(cls, path: Path) -> Store:
-        """An in-memory copy of the state at `path`, for --dry-run and preview: the whole run
-        works as usual against the copy, which is thrown away (the file is never written)."""
-        return cls(Database.copy_of_sqlite(path))
+    def open_copy(cls, location: StateLocation | Path) -> Store:
+        """The state to work on and throw away, for --dry-run and preview: the whole run works
+        as usual against it, and nothing it writes reaches the real state."""
+        return cls(copy_of_database(location))
 
     @property
     def path(self) -> Path | None:

@@ -1,43 +1,132 @@
-"""One connection to the state, and its transactions.
+"""One connection to the state, and its transactions, on either backend.
 
-    db = Database.open_sqlite(path)          # creating and migrating the file if needed
-    with db.transaction():                   # one write transaction; a failed write rolls back
+    db = open_database(location)              # SQLite file or PostgreSQL, migrated
+    with db.transaction():                    # one write transaction; a failed write rolls back
         db.execute("INSERT ...", (a, b))
     rows = db.execute("SELECT ...", (x,)).fetchall()
 
-Every statement is written once, with `?` placeholders, in the SQL that both backends share.
-Writes happen only inside `transaction()`: each is short, so a process killed at any point
-leaves the state consistent. A write that fails (disk full, read-only file, damaged file)
-becomes a StateError naming the fix; what was committed before stays as it was.
+Every statement is written once, with `?` placeholders, in the SQL both backends share (the
+PostgreSQL connection turns `?` into its own placeholders). Writes happen only inside
+`transaction()`: each is short, so a process killed at any point leaves the state consistent.
+A write that fails (disk full, read-only file, a database gone away) becomes a StateError
+naming the fix; what was committed before stays as it was.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from digest.errors import StateError
-from digest.store.migrations import migrate
+from digest.errors import StateError, StateReplaced
+from digest.location import StateLocation
+from digest.store.migrations import migrate_sqlite
 
 IN_CHUNK = 500  # keys per "IN (...)": under SQLite's limit on the variables of a statement
 Row = tuple[Any, ...]
 
 
+class Cursor(Protocol):
+    """What both drivers' cursors give: rows as tuples."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
 class Database:
-    """An open SQLite state: `path` is None for an in-memory copy (dry runs, previews)."""
+    """An open state: the shared part of both backends."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
+    dialect = ""
+    # Appended to a SELECT that picks rows to claim: other workers skip rows locked by one.
+    skip_locked = ""
+    # Appended to a SELECT whose row must not change until the transaction ends.
+    row_lock = ""
+
+    def __init__(self, location: StateLocation | None) -> None:
+        self.location = location  # None: an in-memory copy (dry runs, previews)
+
+    @property
+    def path(self) -> Path | None:
+        return self.location.path if self.location is not None else None
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[Database]:
+        raise NotImplementedError
+
+    def lock(self, name: str) -> None:
+        """Inside a transaction: wait until no other process holds `name`, and hold it until
+        the transaction ends (SQLite's write lock does this for every transaction already)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def select_in(self, sql: str, keys: Iterable[object], *params: object) -> Iterator[Row]:
+        """Rows of `sql` for many keys: its "{marks}" becomes the placeholders of a chunk of
+        keys (SQLite caps the variables of one statement); `params` come before them."""
+        keys = list(keys)
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start : start + IN_CHUNK]
+            yield from self.execute(sql.format(marks=",".join("?" * len(chunk))), (*params, *chunk))
+
+
+def open_database(location: StateLocation | Path, *, create: bool = True) -> Database:
+    """Open (creating and migrating if needed) the state at `location`. `create=False`: a
+    SQLite file that is not there is an error, not a new empty state."""
+    location = _location(location)
+    if location.is_postgres:
+        from digest.store.postgres import PostgresDatabase
+
+        return PostgresDatabase.connect(location)
+    return SqliteDatabase.open(location, create=create)
+
+
+def copy_of_database(location: StateLocation | Path) -> Database:
+    """The state at `location` to work on and throw away (a dry run): an in-memory copy of a
+    SQLite file; for PostgreSQL, one transaction that is rolled back when it is closed."""
+    location = _location(location)
+    if location.is_postgres:
+        from digest.store.postgres import PostgresDatabase
+
+        return PostgresDatabase.connect(location, scratch=True)
+    return SqliteDatabase.copy_of(location)
+
+
+def _location(location: StateLocation | Path) -> StateLocation:
+    return location if isinstance(location, StateLocation) else StateLocation(path=location)
+
+
+class SqliteDatabase(Database):
+    """A SQLite state file (or an in-memory copy of one)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, location: StateLocation | None) -> None:
+        super().__init__(location)
         self.conn = conn
-        self.path = path
-
-    # --- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open_sqlite(cls, path: Path) -> Database:
-        """Open (creating and migrating if needed) the state file at `path`."""
+    def open(cls, location: StateLocation, *, create: bool = True) -> SqliteDatabase:
+        path = location.path
+        assert path is not None
+        if not create and not path.exists():
+            raise StateReplaced(
+                f"the state file {str(path)!r} is gone; nothing more is sent, so no digest "
+                "goes out twice",
+                fix="put it back, or restart the daemon to start a new state on purpose",
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None, timeout=30)
@@ -46,7 +135,8 @@ class Database:
             # the last commits (README: Delivery guarantees), never corrupt the file.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            migrate(conn)
+            migrate_sqlite(conn)
+            db = cls(conn, location)
         except sqlite3.DatabaseError as exc:
             raise StateError(
                 f"cannot use state file {str(path)!r}: {exc}",
@@ -57,12 +147,13 @@ class Database:
                 f"cannot create state file {str(path)!r}: {exc.strerror}",
                 fix="point [digest] state at a writable location",
             ) from None
-        return cls(conn, path)
+        return db
 
     @classmethod
-    def copy_of_sqlite(cls, path: Path) -> Database:
-        """An in-memory copy of the state at `path` (empty when there is none yet): a dry run
-        works on it as a real run works on the file, and the file is never written."""
+    def copy_of(cls, location: StateLocation) -> SqliteDatabase:
+        """An in-memory copy of the state file (empty when there is none yet)."""
+        path = location.path
+        assert path is not None
         conn = sqlite3.connect(":memory:", isolation_level=None)
         if path.exists():
             try:
@@ -77,7 +168,7 @@ class Database:
                     fix="point [digest] state at a valid SQLite file",
                 ) from None
         try:
-            migrate(conn)
+            migrate_sqlite(conn)
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot read state file {str(path)!r}: {exc}") from None
         return cls(conn, None)
@@ -85,23 +176,11 @@ class Database:
     def close(self) -> None:
         self.conn.close()
 
-    # --- statements ---------------------------------------------------------------------
-
     def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         self.conn.executemany(sql, rows)
-
-    def select_in(self, sql: str, keys: Iterable[object], *params: object) -> Iterator[Row]:
-        """Rows of `sql` for many keys: its "{marks}" becomes the placeholders of a chunk of
-        keys (SQLite caps the variables of one statement); `params` come before them."""
-        keys = list(keys)
-        for start in range(0, len(keys), IN_CHUNK):
-            chunk = keys[start : start + IN_CHUNK]
-            yield from self.conn.execute(
-                sql.format(marks=",".join("?" * len(chunk))), (*params, *chunk)
-            )
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:

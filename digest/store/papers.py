@@ -48,17 +48,21 @@ class PaperStore:
         *,
         now: datetime,
         validators: dict[str, tuple[str | None, str | None]] | None = None,
+        listed: dict[str, list[str]] | None = None,
     ) -> int:
         """Insert new papers (first seen now) and refresh known ones, in one transaction.
 
         `validators` (source name -> (etag, last_modified)) is saved in the same transaction,
-        so a conditional GET is only ever answered 304 for content that is in the store.
-        Returns how many papers were new.
+        so a conditional GET is only ever answered 304 for content that is in the store;
+        `listed` (source name -> the ids it listed) with it, for the workers that reuse this
+        fetch. Returns how many papers were new.
         """
         stamp = iso(now)
         new = 0
         self._candidate_cache.clear()
         with self.db.transaction() as db:
+            # Sequence numbers commit in order: a reader's watermark never skips a paper.
+            db.lock("papers")
             for paper in papers:
                 data = paper_to_json(paper)
                 if db.execute("SELECT 1 FROM papers WHERE id = ?", (paper.id,)).fetchone():
@@ -73,12 +77,15 @@ class PaperStore:
                     )
                     new += 1
             for name, (etag, last_modified) in (validators or {}).items():
+                ids = json.dumps((listed or {}).get(name, []))
                 db.execute(
-                    "INSERT INTO sources (name, etag, last_modified, last_ok, last_attempt) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET etag = excluded.etag, "
-                    "last_modified = excluded.last_modified, last_ok = excluded.last_ok, "
-                    "last_attempt = excluded.last_attempt, last_error = ''",
-                    (name, etag, last_modified, stamp, stamp),
+                    "INSERT INTO sources (name, etag, last_modified, last_ok, last_attempt, "
+                    "last_ids) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                    "etag = excluded.etag, last_modified = excluded.last_modified, "
+                    "last_ok = excluded.last_ok, last_attempt = excluded.last_attempt, "
+                    "last_error = '', last_ids = excluded.last_ids, fetching_by = NULL, "
+                    "fetching_until = NULL",
+                    (name, etag, last_modified, stamp, stamp, ids),
                 )
         return new
 

@@ -8,11 +8,15 @@ let its papers fall out of the window.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from digest.clock import iso
-from digest.store.db import Database
+from digest.config import Subscriber
+from digest.store.db import Database, Row
 
 FEEDBACK_KINDS = ("like", "dislike")
 
@@ -27,11 +31,8 @@ class ReaderStore:
     ) -> None:
         """Fix each new subscriber's start point, once: the papers first seen within
         lookback_days of now are theirs."""
-        since = iso(now - timedelta(days=lookback_days))
         with self.db.transaction() as db:
-            start = db.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM papers WHERE first_seen < ?", (since,)
-            ).fetchone()[0]
+            start = _start_seq(db, now, lookback_days)
             db.executemany(
                 "INSERT INTO subscribers (subscriber, start_seq, first_seen) "
                 "VALUES (?, ?, ?) ON CONFLICT (subscriber) DO NOTHING",
@@ -82,3 +83,203 @@ class ReaderStore:
             (subscriber.lower(),),
         )
         return dict(rows.fetchall())
+
+
+# --- readers kept in the state ----------------------------------------------------------------
+
+ORIGINS = ("config", "signup", "import")
+_READER_COLUMNS = "subscriber, name, profile, timezone, send_at"
+
+
+@dataclass(frozen=True)
+class ReaderSchedule:
+    """When a reader gets their digest (what the schedule needs, and nothing more)."""
+
+    email: str
+    timezone: str
+    send_at: time
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class ReaderListing:
+    """One line of `digest subscribers list`."""
+
+    email: str
+    name: str
+    origin: str  # "config" | "signup" | "import"
+    active: bool
+    timezone: str
+    send_at: str
+    unsubscribed_at: str | None
+    first_seen: str
+
+
+def profile_json(sub: Subscriber) -> str:
+    """The reader's settings as the state keeps them (timezone and send_at have columns)."""
+    profile = {
+        "keywords": dict(sub.keywords),
+        "exclude": list(sub.exclude),
+        "authors": list(sub.authors),
+        "like": list(sub.like),
+        "max_papers": sub.max_papers,
+        "min_score": sub.min_score,
+        "upvote_boost": sub.upvote_boost,
+    }
+    return json.dumps(profile, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def reader_from_row(row: Row) -> Subscriber:
+    email, name, profile, timezone, send_at = row
+    data = json.loads(profile)
+    return Subscriber(
+        email=email,
+        name=name,
+        keywords=dict(data.get("keywords", {})),
+        exclude=tuple(data.get("exclude", ())),
+        authors=tuple(data.get("authors", ())),
+        like=tuple(data.get("like", ())),
+        max_papers=int(data.get("max_papers", 15)),
+        min_score=float(data.get("min_score", 0.3)),
+        upvote_boost=float(data.get("upvote_boost", 0.0)),
+        timezone=timezone,
+        send_at=_hhmm(send_at),
+    )
+
+
+class ReaderProfiles:
+    """The readers' settings in the subscribers table (a part of Store)."""
+
+    db: Database
+
+    def save_readers(
+        self, readers: Sequence[Subscriber], *, origin: str, now: datetime, lookback_days: int
+    ) -> int:
+        """Add these readers, or update them (a reader of another origin becomes this one's:
+        the config wins for the readers it lists). Returns how many rows changed. A new
+        reader's start point is fixed now, once."""
+        if origin not in ORIGINS:
+            raise ValueError(origin)
+        stamp = iso(now)
+        rows = [
+            (
+                sub.email.lower(),
+                sub.name,
+                profile_json(sub),
+                sub.timezone,
+                f"{sub.send_at:%H:%M}",
+                origin,
+                stamp,
+            )
+            for sub in readers
+        ]
+        changed = 0
+        with self.db.transaction() as db:
+            start = _start_seq(db, now, lookback_days)
+            for row in rows:
+                cur = db.execute(
+                    "INSERT INTO subscribers (subscriber, name, profile, timezone, send_at, "
+                    "origin, updated_at, start_seq, first_seen, active) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) "
+                    "ON CONFLICT (subscriber) DO UPDATE SET name = excluded.name, "
+                    "profile = excluded.profile, timezone = excluded.timezone, "
+                    "send_at = excluded.send_at, origin = excluded.origin, active = 1, "
+                    "updated_at = excluded.updated_at WHERE subscribers.active = 0 "
+                    "OR subscribers.origin <> excluded.origin "
+                    "OR subscribers.profile <> excluded.profile "
+                    "OR subscribers.name <> excluded.name "
+                    "OR subscribers.timezone <> excluded.timezone "
+                    "OR subscribers.send_at <> excluded.send_at",
+                    (*row, start, stamp),
+                )
+                changed += max(cur.rowcount, 0)
+        return changed
+
+    def sync_config_readers(
+        self, readers: Sequence[Subscriber], *, now: datetime, lookback_days: int
+    ) -> None:
+        """The config's [[subscriber]] tables, into the state: the config wins for the readers
+        it lists; a reader it no longer lists is deactivated (history kept)."""
+        self.save_readers(readers, origin="config", now=now, lookback_days=lookback_days)
+        listed = {sub.email.lower() for sub in readers}
+        gone = [
+            email
+            for (email,) in self.db.execute(
+                "SELECT subscriber FROM subscribers WHERE origin = 'config' AND active = 1"
+            )
+            if email not in listed
+        ]
+        if gone:
+            self.deactivate_readers(gone, now=now)
+
+    def deactivate_readers(self, emails: Sequence[str], *, now: datetime) -> int:
+        """No more digests for these readers; their history stays. Returns how many were
+        active."""
+        stamp = iso(now)
+        with self.db.transaction() as db:
+            changed = 0
+            for email in emails:
+                cur = db.execute(
+                    "UPDATE subscribers SET active = 0, updated_at = ? "
+                    "WHERE subscriber = ? AND active = 1",
+                    (stamp, email.lower()),
+                )
+                changed += max(cur.rowcount, 0)
+        return changed
+
+    def active_readers(self, emails: Sequence[str] | None = None) -> list[Subscriber]:
+        """The readers who get digests (all, or those of `emails`), by email."""
+        rows: Iterable[Row]
+        if emails is None:
+            rows = self.db.execute(
+                f"SELECT {_READER_COLUMNS} FROM subscribers WHERE active = 1 ORDER BY subscriber"
+            )
+        else:
+            rows = self.db.select_in(
+                f"SELECT {_READER_COLUMNS} FROM subscribers WHERE active = 1 "
+                "AND subscriber IN ({marks})",
+                sorted({e.lower() for e in emails}),
+            )
+        readers = [reader_from_row(row) for row in rows]
+        return sorted(readers, key=lambda r: r.email)
+
+    def reader_schedules(self) -> list[ReaderSchedule]:
+        """Every active reader's time zone and send time (light: no profiles)."""
+        rows = self.db.execute(
+            "SELECT subscriber, timezone, send_at FROM subscribers WHERE active = 1 "
+            "ORDER BY subscriber"
+        )
+        return [ReaderSchedule(email, tz, _hhmm(send_at)) for email, tz, send_at in rows]
+
+    def reader_listing(self) -> list[ReaderListing]:
+        rows = self.db.execute(
+            "SELECT subscriber, name, origin, active, timezone, send_at, unsubscribed_at, "
+            "first_seen FROM subscribers ORDER BY subscriber"
+        )
+        return [
+            ReaderListing(email, name, origin, bool(active), tz, send_at, left, first)
+            for email, name, origin, active, tz, send_at, left, first in rows
+        ]
+
+    def reader_emails(self) -> list[str]:
+        """Every reader the state knows (active or not): links in mails sent to any of them
+        must keep working."""
+        return [email for (email,) in self.db.execute("SELECT subscriber FROM subscribers")]
+
+
+def _start_seq(db: Database, now: datetime, lookback_days: int) -> int:
+    """The start point of a reader first seen now: the papers first seen within
+    lookback_days are theirs."""
+    since = iso(now - timedelta(days=lookback_days))
+    row = db.execute(
+        "SELECT COALESCE(MAX(seq), 0) FROM papers WHERE first_seen < ?", (since,)
+    ).fetchone()
+    return int(row[0])
+
+
+def _hhmm(text: str) -> time:
+    hour, minute = (int(part) for part in text.split(":"))
+    return time(hour, minute)

@@ -3,13 +3,17 @@ validators of conditional GETs)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from digest.clock import iso
 from digest.store.db import Database
 
-_SOURCE_COLUMNS = "name, etag, last_modified, last_ok, last_error, last_attempt"
+_SOURCE_COLUMNS = (
+    "name, etag, last_modified, last_ok, last_error, last_attempt, last_ids, fetching_by, "
+    "fetching_until"
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,13 @@ class SourceState:
     last_ok: str | None
     last_error: str
     last_attempt: str | None
+    last_ids: str = "[]"  # JSON: the ids its last good fetch listed
+    fetching_by: str | None = None  # the worker fetching it now
+    fetching_until: str | None = None
+
+    @property
+    def listed(self) -> list[str]:
+        return list(json.loads(self.last_ids or "[]"))
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class RunRecord:
     finished_at: str | None
     exit_code: int | None
     summary: str
+    worker: str = ""  # the worker that made it ("" before workers were recorded)
 
 
 class RunStore:
@@ -39,11 +51,11 @@ class RunStore:
 
     # --- runs -------------------------------------------------------------------------------
 
-    def start_run(self, command: str, *, now: datetime) -> int:
+    def start_run(self, command: str, *, now: datetime, worker: str = "") -> int:
         with self.db.transaction() as db:
             row = db.execute(
-                "INSERT INTO runs (command, started_at) VALUES (?, ?) RETURNING id",
-                (command, iso(now)),
+                "INSERT INTO runs (command, started_at, worker) VALUES (?, ?, ?) RETURNING id",
+                (command, iso(now), worker),
             ).fetchone()
         return int(row[0])
 
@@ -56,7 +68,7 @@ class RunStore:
 
     def recent_runs(self, limit: int = 10) -> list[RunRecord]:
         rows = self.db.execute(
-            "SELECT id, command, started_at, finished_at, exit_code, summary FROM runs "
+            "SELECT id, command, started_at, finished_at, exit_code, summary, worker FROM runs "
             "ORDER BY id DESC LIMIT ?",
             (limit,),
         )
@@ -75,18 +87,37 @@ class RunStore:
         return SourceState(*row) if row else None
 
     def record_source_error(self, name: str, error: str, *, now: datetime) -> None:
+        """The fetch failed (and whoever was fetching it is done)."""
         with self.db.transaction() as db:
             db.execute(
                 "INSERT INTO sources (name, last_error, last_attempt) VALUES (?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, "
-                "last_attempt = excluded.last_attempt",
+                "last_attempt = excluded.last_attempt, fetching_by = NULL, fetching_until = NULL",
                 (name, error, iso(now)),
             )
 
     def record_source_not_modified(self, name: str, *, now: datetime) -> None:
+        """A 304: what the state has of it is current (and whoever was fetching it is done)."""
         stamp = iso(now)
         with self.db.transaction() as db:
             db.execute(
-                "UPDATE sources SET last_ok = ?, last_attempt = ?, last_error = '' WHERE name = ?",
+                "UPDATE sources SET last_ok = ?, last_attempt = ?, last_error = '', "
+                "fetching_by = NULL, fetching_until = NULL WHERE name = ?",
                 (stamp, stamp, name),
             )
+
+    # --- one fetch per source at a time ------------------------------------------------------
+
+    def take_fetch(self, name: str, worker: str, *, now: datetime, until: datetime) -> bool:
+        """Whether `worker` may fetch the source now (no one else is fetching it); it holds it
+        until it records the outcome, or until `until` if it dies first."""
+        with self.db.transaction() as db:
+            db.execute(
+                "INSERT INTO sources (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (name,)
+            )
+            cur = db.execute(
+                "UPDATE sources SET fetching_by = ?, fetching_until = ? WHERE name = ? AND "
+                "(fetching_by IS NULL OR fetching_until < ? OR fetching_by = ?)",
+                (worker, iso(until), name, iso(now), worker),
+            )
+        return int(cur.rowcount) == 1

@@ -17,6 +17,7 @@ from digest.store.sendlog.model import (
     Resend,
     pack_message,
 )
+from digest.store.workers import hold_claim, release_claims
 
 _SETTLED_SQL = "('sent', 'empty')"  # SETTLED, as SQL
 _OPEN_SQL = "('pending', 'sending', 'failed')"  # OPEN, as SQL
@@ -199,15 +200,19 @@ class SendLogStore:
         message: bytes | None,
         now: datetime,
         packed: bytes | None = None,
+        worker: str | None = None,
     ) -> None:
         """Commit 'sending' right before an SMTP transaction: the row of a new digest (with
         its bytes), or one more attempt of a digest already recorded. `packed`: the message as
         pack_message made it, when the caller has it (the render workers compress it). Older
-        open digests of this reader give way to it."""
+        open digests of this reader give way to it. `worker`: only while it holds the claim
+        on this reader (else ClaimLost, and nothing is written)."""
         key, day, stamp = subscriber.lower(), str(digest_date), iso(now)
         if packed is None and message is not None:
             packed = pack_message(message)
         with self.db.transaction() as db:
+            if worker is not None:
+                hold_claim(db, worker, key)
             _supersede_older(db, key, day, stamp)
             db.execute(
                 "INSERT INTO digests (subscriber, digest_date, status, message_id, upto_seq, "
@@ -229,11 +234,20 @@ class SendLogStore:
             )
 
     def record_empty(
-        self, subscriber: str, digest_date: str | date, *, upto_seq: int, now: datetime
+        self,
+        subscriber: str,
+        digest_date: str | date,
+        *,
+        upto_seq: int,
+        now: datetime,
+        release: str | None = None,
     ) -> None:
-        """Nothing to mail: the candidates were considered and are not offered again."""
+        """Nothing to mail: the candidates were considered and are not offered again.
+        `release`: the worker whose claim on this reader ends with this."""
         key, day, stamp = subscriber.lower(), str(digest_date), iso(now)
         with self.db.transaction() as db:
+            if release is not None:
+                release_claims(db, release, [key])
             _supersede_older(db, key, day, stamp)
             db.execute(
                 "INSERT INTO digests (subscriber, digest_date, status, upto_seq, created_at, "
@@ -246,11 +260,20 @@ class SendLogStore:
             )
 
     def mark_sent(
-        self, subscriber: str, digest_date: str | date, *, now: datetime, code: int | None = None
+        self,
+        subscriber: str,
+        digest_date: str | date,
+        *,
+        now: datetime,
+        code: int | None = None,
+        release: str | None = None,
     ) -> None:
-        """The digest was accepted: advance the watermark and remember its papers, atomically."""
+        """The digest was accepted: advance the watermark and remember its papers, atomically.
+        `release`: the worker whose claim on this reader ends with this."""
         key, day, stamp = subscriber.lower(), str(digest_date), iso(now)
         with self.db.transaction() as db:
+            if release is not None:
+                release_claims(db, release, [key])
             row = db.execute(
                 "UPDATE digests SET status = 'sent', sent_at = ?, updated_at = ?, last_code = ?, "
                 "last_error = '' WHERE subscriber = ? AND digest_date = ? RETURNING paper_ids",
@@ -272,12 +295,16 @@ class SendLogStore:
         error: str,
         now: datetime,
         unknown: bool = False,
+        release: str | None = None,
     ) -> None:
         """Record a failed attempt: `pending` (transient; retried next run) or `failed`.
-        `unknown`: it may have been delivered, so the digest is sealed."""
+        `unknown`: it may have been delivered, so the digest is sealed. `release`: the worker
+        whose claim on this reader ends with this."""
         if status not in (DigestStatus.PENDING, DigestStatus.FAILED):
             raise ValueError(status)
         with self.db.transaction() as db:
+            if release is not None:
+                release_claims(db, release, [subscriber.lower()])
             db.execute(
                 "UPDATE digests SET status = ?, last_code = ?, last_error = ?, updated_at = ?, "
                 "sealed = CASE WHEN ? = 1 THEN 1 ELSE sealed END "

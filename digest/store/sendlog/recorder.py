@@ -9,16 +9,31 @@ from digest.store.sendlog.model import DigestStatus, LoggedMail
 
 class Recorder:
     """Applies a run's decisions and its delivery outcomes to the send log. A dry run records
-    nothing (it works on a copy of the state, and keeps it unchanged)."""
+    nothing of its mails (it works on a copy of the state, and keeps it unchanged).
 
-    def __init__(self, log: SendLogStore, clock: Clock, *, dry_run: bool) -> None:
+    `worker`: the worker this run is; 'sending' is written only while it holds the reader's
+    claim, and the write that ends its work on a reader (`last=True`) lets the claim go."""
+
+    def __init__(
+        self, log: SendLogStore, clock: Clock, *, dry_run: bool, worker: str | None = None
+    ) -> None:
         self.log = log
         self.clock = clock
         self.dry_run = dry_run
+        self.worker = None if dry_run else worker
 
-    def empty(self, subscriber: str, digest_date: str, *, upto_seq: int) -> None:
+    def _release(self, last: bool) -> str | None:
+        return self.worker if last else None
+
+    def empty(self, subscriber: str, digest_date: str, *, upto_seq: int, last: bool) -> None:
         """Nothing to mail this time: the candidates are not offered again."""
-        self.log.record_empty(subscriber, digest_date, upto_seq=upto_seq, now=self.clock())
+        self.log.record_empty(
+            subscriber,
+            digest_date,
+            upto_seq=upto_seq,
+            now=self.clock(),
+            release=self._release(last),
+        )
 
     def queued(self, mail: LoggedMail) -> None:
         """A new digest was built and goes into the queue: it is 'pending' in the send log."""
@@ -58,6 +73,7 @@ class Recorder:
             message=data,
             packed=mail.packed,
             now=now,
+            worker=self.worker,
         )
 
     def outcome(
@@ -68,8 +84,10 @@ class Recorder:
         code: int | None,
         detail: str,
         unknown: bool,
+        last: bool = False,
     ) -> None:
-        """Right after a mail's final result in this run: sent, pending or failed."""
+        """Right after a mail's final result in this run: sent, pending or failed (`last`:
+        the reader's last mail in this run)."""
         if self.dry_run:
             return
         now = self.clock()
@@ -78,7 +96,10 @@ class Recorder:
                 error = "" if status == DigestStatus.SENT else detail
                 self.log.mark_resend(mail.resend_id, status=status, now=now, code=code, error=error)
         elif status == DigestStatus.SENT:
-            self.log.mark_sent(mail.subscriber, mail.digest_date, now=now, code=code)
+            release = self._release(last)
+            self.log.mark_sent(
+                mail.subscriber, mail.digest_date, now=now, code=code, release=release
+            )
         else:
             self.log.mark_unsent(
                 mail.subscriber,
@@ -88,4 +109,5 @@ class Recorder:
                 error=detail,
                 now=now,
                 unknown=unknown,
+                release=self._release(last),
             )
