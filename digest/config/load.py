@@ -10,6 +10,7 @@ that must not be there, duplicates).
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -117,15 +118,19 @@ def check_secrets(config: Config) -> None:
 # --- the generic reader ----------------------------------------------------------------------
 
 
-def _settings(cls: type) -> list[tuple[Field[Any], Setting]]:
-    return [(f, f.metadata[SETTING]) for f in fields(cls) if SETTING in f.metadata]
+@functools.cache  # a table's Settings never change; a config may hold thousands of tables
+def _settings(cls: type) -> tuple[tuple[Field[Any], Setting], ...]:
+    return tuple((f, f.metadata[SETTING]) for f in fields(cls) if SETTING in f.metadata)
+
+
+@functools.cache
+def _known_keys(cls: type) -> tuple[str, ...]:
+    return tuple(sorted(s.key or f.name for f, s in _settings(cls)))
 
 
 def check_keys(place: Place, table: Mapping[str, Any], allowed: type | tuple[str, ...]) -> None:
     """Every key is one the table knows; an unknown one names the closest known key."""
-    known = sorted(
-        (s.key or f.name for f, s in _settings(allowed)) if isinstance(allowed, type) else allowed
-    )
+    known = _known_keys(allowed) if isinstance(allowed, type) else tuple(sorted(allowed))
     for key in table:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1) if len(key) <= 100 else []
