@@ -57,8 +57,8 @@ class Setting:
     read: Reader  # the shape: values.text, values.whole, ...
     check: Reader | None = None  # the meaning, run on a value already within its bounds
     key: str = ""  # the key in the file, when it is not the field's name
-    low: float | None = None  # a number's inclusive bounds
-    high: float | None = None
+    low: float | None = None  # a number's inclusive bounds (high: also each number in a
+    high: float | None = None  # table of name = number, such as keywords)
     above: float | None = None  # a number's exclusive lower bound
     choices: tuple[str, ...] = ()
     longest: int = LONGEST_PATH  # characters of a text, or of each entry of a list or table
@@ -90,7 +90,7 @@ class DigestSettings:
         "Paper Digest <digest@localhost.localdomain>",
         key="from",
         check=values.one_mailbox,
-        longest=LONGEST_URL,
+        longest=LONGEST_NAME + LONGEST_EMAIL,
     )
     timezone: str = setting("UTC", check=values.zone, longest=64)
     send_at: time = setting(time(7, 0), values.clock)
