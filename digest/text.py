@@ -1,7 +1,7 @@
 """Text made valid and safe on the way in: the one place every string from outside passes
 (pages, feeds, the HF API, file imports, the sign-up form) before it becomes data.
 
-    valid_text(text, limit=TEXT_CHARS, *, multiline=False, word_limit=WORD_CHARS) -> str
+    valid_text(text, limit=None, *, multiline=False, word_limit=WORD_CHARS) -> str
     valid_url(text, limit=URL_CHARS) -> str          # an http(s) URL, or ""
     trim(text, limit) -> str                         # cut at a word boundary, ending in "…"
     replace_surrogates(text) -> str                  # only the encodability fix
@@ -13,10 +13,16 @@ embedding, override, isolate or mark, no zero-width space, BOM, soft hyphen, wor
 invisible operator, noncharacter or stray tag character; a zero-width (non-)joiner only
 between two non-ASCII letters, marks or symbols (emoji sequences, Persian and Indic words), a
 variation selector only right after a visible character and never two in a row; it is NFC;
-one line (whitespace runs are one space) unless `multiline` (then lines end in "\\n", no
-trailing blanks, at most one empty line in a row); no run of more than `word_limit` characters
-without a space (unless it is in a script written without spaces: CJK, Thai, ...); at most
-`limit` characters. It is idempotent: valid_text(valid_text(x)) == valid_text(x).
+one line (whitespace runs are one space) unless `multiline` (then lines end in "\\n", a run
+of spaces is one, no line starts or ends in a blank, at most one empty line in a row); no run
+of more than `word_limit` characters without a space (unless it is in a script written
+without spaces: CJK, Thai, ...); at most `limit` characters. It is idempotent:
+valid_text(valid_text(x)) == valid_text(x).
+
+Bounds: WORD_CHARS (300) for a run without a space; by default LINE_CHARS (1,000) for one
+line and TEXT_CHARS (20,000) for multi-line text; NAME_CHARS (200) for a person's or an
+organisation's name; URL_CHARS (2,048) for a URL. digest.sources.valid has the bounds of
+each Paper field.
 
 It imports nothing but the standard library, so any module may use it.
 """
@@ -28,8 +34,8 @@ import unicodedata
 from urllib.parse import urlsplit
 
 REPLACEMENT = "\ufffd"
-LINE_CHARS = 1_000  # the default bound of a one-line field
-TEXT_CHARS = 20_000  # the default bound of valid_text
+LINE_CHARS = 1_000  # the default bound of one line
+TEXT_CHARS = 20_000  # the default bound of multi-line text
 WORD_CHARS = 300  # the longest run without a space (real URLs and chemical names fit)
 URL_CHARS = 2_048  # the longest URL kept (browsers and mail clients agree up to here)
 NAME_CHARS = 200  # a person's or an organisation's name
@@ -59,7 +65,7 @@ _TAG = re.compile("[\U000e0000-\U000e007f]")
 _WS = re.compile(r"\s+")
 _LINE_BREAK = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
 _HORIZONTAL_WS = re.compile(r"[^\S\n\t]+")
-_TRAILING_WS = re.compile(r"[^\S\n]+(?=\n|$)")
+_EDGE_WS = re.compile(r"^[^\S\n]+|[^\S\n]+$", re.MULTILINE)
 _BLANK_LINES = re.compile(r"\n{3,}")
 # Scripts written without spaces between words: a long run of them is a sentence, not a word.
 _NO_SPACE_SCRIPT = re.compile(
@@ -76,13 +82,16 @@ _UNSAFE_IN_URL = re.compile(
 
 def valid_text(
     text: object,
-    limit: int = TEXT_CHARS,
+    limit: int | None = None,
     *,
     multiline: bool = False,
     word_limit: int | None = WORD_CHARS,
 ) -> str:
     """`text` made valid and safe (see the module docstring): one line of at most `limit`
-    characters, or with `multiline` lines kept. `word_limit=None` keeps long runs (ids)."""
+    characters (LINE_CHARS by default), or with `multiline` lines kept (TEXT_CHARS by
+    default). `word_limit=None` keeps long runs (a key, a link)."""
+    if limit is None:
+        limit = TEXT_CHARS if multiline else LINE_CHARS
     if not isinstance(text, str) or not text or limit <= 0:
         return ""
     # Cut hostile sizes before the regexes see them, with room for what they remove.
@@ -188,7 +197,7 @@ def _joinable(char: str) -> bool:
 
 def _lines(text: str) -> str:
     text = _LINE_BREAK.sub("\n", text)
-    text = _TRAILING_WS.sub("", _HORIZONTAL_WS.sub(" ", text))
+    text = _EDGE_WS.sub("", _HORIZONTAL_WS.sub(" ", text))
     return _BLANK_LINES.sub("\n\n", text).strip("\n ")
 
 
