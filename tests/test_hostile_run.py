@@ -16,12 +16,13 @@ from pathlib import Path
 from selectolax.lexbor import LexborHTMLParser
 
 from digest.config import load_config
-from digest.pipeline import RunOptions, send_now
+from digest.run import RunOptions, send_now
 from digest.store import Store
 from digest.text import WORD_CHARS
 from tests.support import hostile
 from tests.support.helpers import write_config
 from tests.support.httpserver import HTTPTestServer
+from tests.support.run import deps
 
 NOW = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 RFC_LINE_BYTES = 998
@@ -49,9 +50,8 @@ def test_a_hostile_day_through_every_source_is_a_green_run_and_a_clean_mail(
     )
     report = send_now(
         config,
-        RunOptions(now=NOW, keep_papers=True),
-        mailer=smtp_server.mailer(),
-        fetch_backoff=0,
+        RunOptions(keep_papers=True, fetch_backoff=0),
+        deps(NOW, mailer=smtp_server.mailer()),
     )
 
     # The run is green: every source read, the digest sent.
