@@ -44,25 +44,32 @@ NAME_CHARS = 200  # a person's or an organisation's name
 # bidi marks, embeddings, overrides and isolates; zero-width space, soft hyphen, word joiner,
 # invisible math operators, deprecated format controls, BOM, interlinear annotation, Mongolian
 # vowel separator, the Hangul fillers that only make a name look blank; noncharacters.
-_REMOVED = (
+_REMOVED_BMP = (
     "\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f"
     "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
     "\u00ad\u180e\u200b\u2060-\u2064\u206a-\u206f\ufeff\ufff9-\ufffb\u3164\uffa0"
     "\ufdd0-\ufdef\ufffe\uffff"
-    + "".join(f"{chr(p * 0x10000 + 0xFFFE)}{chr(p * 0x10000 + 0xFFFF)}" for p in range(1, 17))
 )
-_REMOVE = re.compile(f"[{_REMOVED}]")
+_NONCHARACTERS_ASTRAL = "".join(
+    chr(p * 0x10000 + 0xFFFE) + chr(p * 0x10000 + 0xFFFF) for p in range(1, 17)
+)
+_REMOVED = _REMOVED_BMP + _NONCHARACTERS_ASTRAL
+# Apart, as a class with characters past U+FFFF is several times slower to scan.
+_REMOVE_BMP = re.compile(f"[{_REMOVED_BMP}]")
+_REMOVE_ASTRAL = re.compile(f"[{_NONCHARACTERS_ASTRAL}]")
+_REMOVE_ASCII = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+_PRINTABLE_REMOVED = "\u3164\uffa0"  # the only removed characters str.isprintable passes
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _JOINERS = "\u200c\u200d"
 _VARIATION = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
 # Characters whose meaning depends on their neighbours: checked in context.
-_CONTEXTUAL = re.compile(f"[{_JOINERS}{_VARIATION}\U000e0000-\U000e007f]")
+_CONTEXTUAL_BMP = re.compile(f"[{_JOINERS}\ufe00-\ufe0f]")
+_CONTEXTUAL_ASTRAL = re.compile("[\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
 _JOINER_RUN = re.compile(f"[{_JOINERS}]+")
 _VARIATION_RUN = re.compile(f"[{_VARIATION}]+")
 # A subdivision flag (England, Scotland, Wales): black flag, tag letters, cancel tag.
 _TAG_FLAG = re.compile("\U0001f3f4[\U000e0020-\U000e007e]{1,30}\U000e007f")
 _TAG = re.compile("[\U000e0000-\U000e007f]")
-_WS = re.compile(r"\s+")
 _LINE_BREAK = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
 _HORIZONTAL_WS = re.compile(r"[^\S\n\t]+")
 _EDGE_WS = re.compile(r"^[^\S\n]+|[^\S\n]+$", re.MULTILINE)
@@ -96,12 +103,19 @@ def valid_text(
         return ""
     # Cut hostile sizes before the regexes see them, with room for what they remove.
     text = text[: limit * 4 + 64]
-    text = _REMOVE.sub("", text) if text.isascii() else _valid_unicode(text)
-    text = _lines(text) if multiline else _WS.sub(" ", text).strip()
-    if word_limit is None or len(text) <= word_limit:
+    # isprintable (C speed) is false for any control, format character, surrogate, unassigned
+    # code point or whitespace but the space: most text needs no removal at all.
+    if not text.isprintable():
+        text = _REMOVE_ASCII.sub("", text) if text.isascii() else _removed(text)
+    if not text.isascii():
+        text = _normalised(text)
+    text = _lines(text) if multiline else " ".join(text.split())
+    if word_limit is None:
         return trim(text, limit)
-    # Again after the cut: its "…" may lengthen the last word past the bound.
-    return _bound_words(trim(_bound_words(text, word_limit), limit), word_limit)
+    bounded = _bound_words(text, word_limit)
+    cut = trim(bounded, limit)
+    # Again after a cut: its "…" may lengthen the last word past the bound.
+    return cut if cut is bounded else _bound_words(cut, word_limit)
 
 
 def valid_url(text: object, limit: int = URL_CHARS) -> str:
@@ -146,9 +160,18 @@ def trim(text: str, limit: int) -> str:
     return _cut_end(cut) + "…"
 
 
-def _valid_unicode(text: str) -> str:
-    text = _nfc(_REMOVE.sub("", replace_surrogates(text)))
-    if _CONTEXTUAL.search(text):
+def _removed(text: str) -> str:
+    text = _REMOVE_BMP.sub("", replace_surrogates(text))
+    return _REMOVE_ASTRAL.sub("", text) if max(text, default="") > "\uffff" else text
+
+
+def _normalised(text: str) -> str:
+    for filler in _PRINTABLE_REMOVED:  # Lo, so isprintable let them through
+        if filler in text:
+            text = text.replace(filler, "")
+    text = _nfc(text)
+    astral = max(text, default="") > "\uffff"
+    if _CONTEXTUAL_BMP.search(text) or astral and _CONTEXTUAL_ASTRAL.search(text):
         # After NFC, so that no neighbour it judges by changes afterwards (NFC maps a few
         # symbols to ASCII); NFC again, as what it removes may let marks compose.
         text = _nfc(_contextual(text))
@@ -202,7 +225,9 @@ def _lines(text: str) -> str:
 
 
 def _bound_words(text: str, word_limit: int) -> str:
-    long_run = re.compile(rf"\S{{{word_limit + 1},}}")
+    if len(text) <= word_limit or max(map(len, text.split())) <= word_limit:
+        return text
+    long_run = re.compile(rf"(?<!\S)\S{{{word_limit + 1},}}")  # from a word's start only
 
     def cut(match: re.Match[str]) -> str:
         run = match.group()
