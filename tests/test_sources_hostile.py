@@ -80,6 +80,9 @@ def test_hostile_text_becomes_valid_papers_and_good_entries_are_kept(
     kept = next(p for p in result.papers if "خواهم" in p.title)
     assert hostile.KEPT_NFC in kept.title
     assert "\ufffd\ufffd\ufffd(" in by_title["Bad"].title  # invalid UTF-8, read as U+FFFD
+    if kind == "feed":  # a reference to a surrogate inside the description's HTML
+        assert by_title["Surrogate"].abstract == "Ref \ufffd in HTML"
+        assert by_title["Another"].abstract == "With markup & an entity."
     for warning in result.warnings:
         assert not hostile.text_problems(warning, "warning")
 

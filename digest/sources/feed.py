@@ -76,7 +76,7 @@ def parse_feed(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[str
             source=name,
             fix=FEED_FIX,
         )
-    body, repaired = repair_xml(body)
+    body, repairs = repair_xml(body)
     if _HTML_START.match(body[:4096]):
         raise ParseError(
             f"{name}: {url} returned an HTML page{_html_title(body)}, not an RSS/Atom feed",
@@ -89,9 +89,9 @@ def parse_feed(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[str
     bozo = bool(parsed.get("bozo"))
     problem = _reason(parsed.get("bozo_exception")) if bozo else ""
     warnings: list[str] = []
-    if repaired:
+    if repairs:
         warnings.append(
-            f"{name}: the feed from {url} holds {repaired}; read with them replaced by U+FFFD "
+            f"{name}: the feed from {url} holds {repairs}; read with them replaced by U+FFFD "
             "or removed"
         )
     if bozo and _BARE_AMPERSAND.search(body):
