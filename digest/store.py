@@ -670,6 +670,35 @@ class Store:
         )
         return dict(rows.fetchall())
 
+    # web side
+    def reader_emails(self, after: int = 0) -> tuple[list[str], int]:
+        """Every reader a run registered (or who unsubscribed on the web), lowercased, in the
+        order they were added: (emails, position). `after`: a position this returned before,
+        to get only the readers added since (rows are never deleted, so positions only grow;
+        0 reads them all)."""
+        rows = self.conn.execute(
+            "SELECT rowid, subscriber FROM subscribers WHERE rowid > ? ORDER BY rowid", (after,)
+        ).fetchall()
+        return [str(row[1]) for row in rows], int(rows[-1][0]) if rows else after
+
+    # web side
+    def delete_feedback(self, subscriber: str, paper_id: str, kind: str) -> bool:
+        """Take back a like or dislike, if it is still `kind` (a later, different word on the
+        paper stays); False when there was nothing to take back."""
+        with self.transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM feedback WHERE subscriber = ? AND paper_id = ? AND kind = ?",
+                (subscriber.lower(), paper_id, kind),
+            )
+            return deleted.rowcount > 0
+
+    # web side
+    def limit_lock_wait(self, seconds: float) -> None:
+        """How long a statement waits for another connection's lock before it fails (a
+        StateError for a write) instead of the 30 s `open` allows: the web side answers a
+        reader within seconds rather than holding a thread."""
+        self.conn.execute(f"PRAGMA busy_timeout = {max(0, round(seconds * 1000))}")
+
     # --- runs -------------------------------------------------------------------------------
 
     def start_run(self, command: str, *, now: datetime) -> int:
