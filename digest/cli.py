@@ -256,17 +256,22 @@ def serve_command(ctx: click.Context, config_path: str | None) -> None:
     Logs one line per request to stderr (never a token); runs until SIGTERM/SIGINT, exits 0."""
     from digest.web.server import serve_forever
 
-    config = _config(config_path)  # a bad config: one line and exit 2, before any logging
+    config = _config(config_path)
     verbose = bool(ctx.obj.get("verbose"))
-    logging.basicConfig(
-        force=True,
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not verbose:  # uvicorn's start and stop lines; its warnings stay
-        logging.getLogger("uvicorn").setLevel(logging.WARNING)
-    serve_forever(config, ready=click.echo)  # binds first: the line only once it listens
+
+    def ready(line: str) -> None:
+        """Once it listens (a bad config, secret or port failed before: one line, no log)."""
+        click.echo(line)
+        logging.basicConfig(
+            force=True,
+            level=logging.DEBUG if verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        if not verbose:  # uvicorn's start and stop lines; its warnings stay
+            logging.getLogger("uvicorn").setLevel(logging.WARNING)
+
+    serve_forever(config, ready=ready)
 
 
 @cli.command("run")
