@@ -95,7 +95,7 @@ def _seconds(n: int) -> str:
 def display_text(text: str) -> str:
     """Text from a source as a page shows it: cleaned as the mail cleans it (no control or
     bidi characters, one line, cut to a title's length), and valid UTF-8 (jinja2 escapes it)."""
-    # TODO(lead): the one text-cleaning function for all input (helper F) replaces this.
+    # The mail's own cleaning for now; the one cleaning function for all input replaces it.
     cleaned = clean(text, TITLE_CHARS)
     return cleaned.encode("utf-8", "replace").decode("utf-8")
 
