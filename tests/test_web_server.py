@@ -268,6 +268,7 @@ def test_serve_and_check_without_the_secret_say_how_to_fix_it(world, monkeypatch
         assert result.exit_code == 2, (args, result.output)
         assert "DIGEST_WEB_SECRET is not set" in result.output
         assert "secrets.token_urlsafe" in result.output
+        assert "listening" not in result.output and "serving" not in result.output
     with pytest.raises(ConfigError):
         asyncio.run(serve_web(world.config, stop=asyncio.Event()))
     monkeypatch.setenv("DIGEST_WEB_SECRET", SECRET)
