@@ -266,14 +266,29 @@ def status_command(config_path: str | None, runs: int) -> None:
 
 @cli.command("serve")
 @click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
-def serve_command(config_path: str | None) -> None:
-    """The web side alone: one-click unsubscribe, feedback, view online ([web] in the config)."""
+@click.pass_context
+def serve_command(ctx: click.Context, config_path: str | None) -> None:
+    """The web side alone: one-click unsubscribe, feedback, view online ([web] in the config).
+
+    Logs one line per request to stderr (never a token); runs until SIGTERM/SIGINT, exits 0."""
     from digest.web.server import serve_forever
 
     config = _config(config_path)
-    if config.web is not None:
-        click.echo(f"serving {config.web.base_url} on http://{config.web.listen} (Ctrl-C stops)")
-    serve_forever(config)
+    verbose = bool(ctx.obj.get("verbose"))
+
+    def ready(line: str) -> None:
+        """Once it listens (a bad config, secret or port failed before: one line, no log)."""
+        click.echo(line)
+        logging.basicConfig(
+            force=True,
+            level=logging.DEBUG if verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        if not verbose:  # uvicorn's start and stop lines; its warnings stay
+            logging.getLogger("uvicorn").setLevel(logging.WARNING)
+
+    serve_forever(config, ready=ready)
 
 
 @cli.command("run")

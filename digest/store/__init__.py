@@ -23,6 +23,7 @@ from digest.store.papers import PaperStore, paper_from_json, paper_to_json
 from digest.store.readers import ReaderStore
 from digest.store.runs import RunRecord, RunStore, SourceState
 from digest.store.sendlog import (
+    KEEP_SENT_MESSAGES_DAYS,
     OPEN,
     SETTLED,
     DigestRecord,
@@ -36,6 +37,7 @@ from digest.store.sendlog import (
 )
 
 __all__ = [
+    "KEEP_SENT_MESSAGES_DAYS",
     "OPEN",
     "SETTLED",
     "Database",

@@ -75,6 +75,26 @@ class ReaderStore:
                 (subscriber.lower(), paper_id, kind, iso(now)),
             )
 
+    def delete_feedback(self, subscriber: str, paper_id: str, kind: str) -> bool:
+        """Take back a like or dislike, if it is still `kind` (a later, different word on the
+        paper stays); False when there was nothing to take back."""
+        with self.db.transaction() as db:
+            deleted = db.execute(
+                "DELETE FROM feedback WHERE subscriber = ? AND paper_id = ? AND kind = ?",
+                (subscriber.lower(), paper_id, kind),
+            )
+            return deleted.rowcount > 0
+
+    def reader_emails(self, after: int = 0) -> tuple[list[str], int]:
+        """Every reader the state knows (active or not: links in mails sent to any of them
+        must keep working), lowercased, in the order they were added: (emails, position).
+        `after`: a position this returned before, to get only the readers added since (rows
+        are never deleted, so positions only grow; 0 reads them all)."""
+        rows = self.db.execute(
+            "SELECT rowid, subscriber FROM subscribers WHERE rowid > ? ORDER BY rowid", (after,)
+        ).fetchall()
+        return [str(row[1]) for row in rows], int(rows[-1][0]) if rows else after
+
     def feedback(self, subscriber: str) -> dict[str, str]:
         """This reader's feedback: paper id -> "like" | "dislike"."""
         rows = self.db.execute(
