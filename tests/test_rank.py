@@ -68,7 +68,7 @@ def matches(term: str, text: str) -> bool:
     """Does `term` alone match a paper whose abstract is `text`?"""
     index = Index()
     index.add([paper(abstract=text)])
-    found = compile_term(term, 1.0, with_words=False)
+    found = compile_term(term, 1.0)
     assert found is not None
     return bool(index.hits(found).counts.sum())
 
@@ -127,6 +127,75 @@ def test_terms_match_case_and_plural_insensitively(term: str, text: str) -> None
 )
 def test_terms_match_only_on_word_boundaries(term: str, text: str) -> None:
     assert not matches(term, text)
+
+
+@pytest.mark.parametrize(
+    ("term", "text", "found"),
+    [
+        ("tool use", "LLM tool use at scale.", "tool use"),
+        ("tool use", "Agents with tool-use skills.", "tool-use"),
+        ("tool use", "We study the use of tools by agents.", "use of tools"),
+        ("LLM agents", "Robust LLM-based agents.", "LLM-based agents"),
+        ("image editing", "Image and video editing with diffusion.", "Image and video editing"),
+        ("video generation", "Fast generation of videos.", "generation of videos"),
+        ("text-to-image", "A text to image model.", "text to image"),
+    ],
+)
+def test_a_phrase_matches_with_stems_hyphens_small_gaps_and_turned_round(
+    term: str, text: str, found: str
+) -> None:
+    index = Index()
+    index.add([paper(abstract=text)])
+    compiled = compile_term(term)
+    assert compiled is not None
+    assert [text[s:e] for _, s, e in index.hits(compiled).spans[0]] == [found]
+
+
+@pytest.mark.parametrize(
+    ("term", "text"),
+    [
+        ("tool use", "This is useful for many tools."),  # "useful" is not "use"
+        ("tool use", "Use cases and new tools."),  # too far apart
+        ("tool use", "The tool, in use."),  # not across a comma
+        ("text-to-image", "The text of the paper is long."),  # one of its words alone
+        ("text-to-image", "An image is worth a thousand words."),
+        ("LLM agents", "LLM. Agents act."),
+        ("reasoning", "A reasonable baseline."),  # "reasonable" is not "reasoning"
+        ("image editing", "image models that are trained for months before editing"),  # too far
+    ],
+)
+def test_a_phrase_never_matches_through_one_of_its_words(term: str, text: str) -> None:
+    assert not matches(term, text)
+
+
+def test_tool_use_neither_matches_nor_highlights_useful() -> None:
+    from digest.models import PaperLinks
+    from digest.render.views import LEVELS, clean_paper, entry, why
+
+    p = paper("Useful tools for agents", "A useful study of tool use and of useful tools.")
+    [ranked] = rank_papers([p], sub({"tool use": 1}))
+    [reason] = [r for r in ranked.reasons if r.kind == "term"]
+    assert reason.terms == ("tool use",) and reason.where == "abstract"
+    reasons = why(ranked, clean_paper(p))
+    shown = entry(clean_paper(p), reasons, PaperLinks(), LEVELS[0])
+    assert "<mark" not in shown.title_html
+    assert shown.abstract_html.count("<mark") == 1 and ">tool use</mark>" in shown.abstract_html
+
+
+def test_long_keywords_and_long_words_cost_linear_time() -> None:
+    """A keyword of a million characters, and an abstract with a 100,000-letter word and
+    thousands of bracketed acronyms, compile and match at once (the stemmer is not linear in a
+    word's length; these used to take minutes)."""
+    huge = "x" * 1_000_000
+    for label in (huge, "word " * 200_000, f"tool {huge} use"):
+        term = compile_term(label)
+        assert term is not None and len(term.variants) <= 3
+    text = f"A {'y' * 100_000} word, " + "as in graph neural networks (GNNs) " * 5_000
+    index = Index()
+    index.add([paper("x" * 50_000, text)])
+    gnn = compile_term("graph neural network")
+    assert gnn is not None and index.hits(gnn).counts.sum() >= 5_000
+    assert not matches("y" * 100_000, "a short abstract")
 
 
 HYPHENATION = [

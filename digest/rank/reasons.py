@@ -9,25 +9,19 @@ from digest.rank.lexical import FIELDS, Index, Term
 
 
 def term_reasons(index: Index, row: int, terms: Sequence[Term]) -> list[Reason]:
-    """One reason per (term, field) that matched, with the spellings found in that field.
-    A phrase that did not match whole but whose words did says which words."""
+    """One reason per (term, field) that matched, with the spellings found in that field."""
     doc = index.docs[row]
     texts = (doc.paper.title, doc.paper.abstract)
     out: list[Reason] = []
     for term in terms:
         spans = index.hits(term).spans.get(row)
         if spans:
-            out += _by_field(spans, texts, term.label, term.label)
-            continue
-        for word in term.words:
-            word_spans = index.hits(word).spans.get(row)
-            if word_spans:
-                out += _by_field(word_spans, texts, word.label, f"{word.label} (of “{term.label}”)")
+            out += _by_field(spans, texts, term.label)
     return out
 
 
 def _by_field(
-    spans: list[tuple[int, int, int]], texts: tuple[str, str], label: str, shown: str
+    spans: list[tuple[int, int, int]], texts: tuple[str, str], shown: str
 ) -> list[Reason]:
     out: list[Reason] = []
     for f, where in enumerate(FIELDS):

@@ -111,6 +111,7 @@ class Why:
     title_terms: tuple[str, ...]
     abstract_terms: tuple[str, ...]
     followed: frozenset[str]  # casefolded names of followed authors
+    exact: bool = False  # the terms are spellings the ranking found: mark whole words only
 
 
 def why(ranked: RankedPaper, paper: CleanPaper) -> Why:
@@ -125,7 +126,13 @@ def why(ranked: RankedPaper, paper: CleanPaper) -> Why:
                 texts.append(text)
             if reason.where in _HIGHLIGHTED:
                 terms[reason.where] += [clean(t, 120) for t in reason.terms]
-        return Why(" · ".join(texts), tuple(terms["title"]), tuple(terms["abstract"]), followed)
+        return Why(
+            " · ".join(texts),
+            tuple(terms["title"]),
+            tuple(terms["abstract"]),
+            followed,
+            exact=True,
+        )
     parts: list[str] = []
     seen: set[str] = set()
     title, abstract = paper.title.casefold(), paper.abstract.casefold()
@@ -212,7 +219,7 @@ def entry(paper: CleanPaper, reasons: Why, links: PaperLinks, level: Level) -> E
     return Entry(
         id=paper.id,
         title=paper.title,
-        title_html=mark_terms(paper.title, reasons.title_terms),
+        title_html=mark_terms(paper.title, reasons.title_terms, exact=reasons.exact),
         url=paper.url,
         page="" if any(link.url == paper.url for link in paper.links) else paper.url,
         meta=meta,
@@ -221,7 +228,7 @@ def entry(paper: CleanPaper, reasons: Why, links: PaperLinks, level: Level) -> E
         summary=paper.summary if level.summary else "",
         why=reasons.line,
         abstract=abstract,
-        abstract_html=mark_terms(abstract, reasons.abstract_terms),
+        abstract_html=mark_terms(abstract, reasons.abstract_terms, exact=reasons.exact),
         abstract_cut=cut,
         links=list(paper.links) if level.buttons else [],
         more_like_this=safe_url(links.more),
