@@ -47,7 +47,8 @@ from digest.lock import async_run_lock
 from digest.mailbuild import BuiltMail, MailBuilder
 from digest.models import Paper
 from digest.plan import MailJob, RunContext, SubscriberPlan, plan_subscriber
-from digest.rank.ranker import close_model, start_model
+from digest.rank.embed import EmbeddingModel, ModelUnavailable
+from digest.rank.embed_process import start_model_process
 from digest.sources import SourceResult, Validators, fetch_all, make_client, merge_papers
 from digest.store import Store, utc_now
 
@@ -178,6 +179,21 @@ def _stop_on_signals(stop: Stop) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+def start_model() -> EmbeddingModel | None:
+    """The shipped model in its own process (tests start theirs, or none)."""
+    return start_model_process()
+
+
+def _start_model(factory: Callable[[], EmbeddingModel | None]) -> EmbeddingModel | None:
+    """The run's embedding model, starting to load now; None ranks by keywords (with one
+    warning when it cannot start)."""
+    try:
+        return factory()
+    except ModelUnavailable as exc:
+        log.warning("ranking by keywords only: the embedding model is unavailable (%s)", exc)
+        return None
+
+
 async def run_digest(
     config: Config,
     options: RunOptions,
@@ -193,6 +209,7 @@ async def run_digest(
     stop: Stop | None = None,
     progress: Progress | None = None,
     lock_held: bool = False,
+    model: Callable[[], EmbeddingModel | None] | None = None,
 ) -> RunReport:
     """Run the whole flow once. Raises DigestError only for what stops a run before it starts
     (bad usage, secrets missing, state file unusable, lock held) or a state file that cannot be
@@ -225,8 +242,9 @@ async def run_digest(
         stack.callback(builder.close)
         builder.start(config.digest.templates)
         # So does the embedding model, in its own process (closed when the run ends).
-        model = start_model()
-        stack.callback(close_model, model)
+        embedder = _start_model(model or start_model)
+        if embedder is not None:
+            stack.callback(embedder.close)
         try:
             store.seal_interrupted(now=started)
             store.prune_messages(now=started)
@@ -256,7 +274,7 @@ async def run_digest(
                 sources_failed=any(s.status == "failed" for s in report.sources),
                 subscribers=subscribers,
                 preview=command == "preview",
-                model=model,
+                model=embedder,
             )
             sink: Mailer | None = None
             if options.dry_run:

@@ -29,7 +29,7 @@ from digest.mailbuild import MailHeaders
 from digest.message import make_message_id
 from digest.models import DigestContent, DigestLinks, Paper, RankedPaper
 from digest.rank import Ranker, run_papers
-from digest.rank.embed import TextEmbedder
+from digest.rank.embed import EmbeddingModel
 from digest.schedule import SETTLED_STATUSES, describe_instant, due_digest, last_send_date
 from digest.store import DigestRecord, Store
 from digest.web.links import digest_links
@@ -106,10 +106,10 @@ class RunContext:
         sources_failed: bool,
         subscribers: Sequence[Subscriber],
         preview: bool = False,
-        model: TextEmbedder | None = None,
+        model: EmbeddingModel | None = None,
     ) -> RunContext:
-        """`model`: the embedding model the run started (see rank.start_model); None ranks by
-        keywords."""
+        """`model`: the embedding model the run started (rank.start_model_process); None
+        ranks by keywords."""
         upvoted = [p for p in fetched if p.upvotes]
         upvoted.sort(key=lambda p: (-(p.upvotes or 0), p.id))
         return cls(
@@ -128,7 +128,7 @@ class RunContext:
                 store,
                 run_papers(store, lookback_days=config.digest.lookback_days, now=now),
                 subscribers=subscribers,
-                embedder=model,
+                model=model,
             ),
             unsubscribed=store.unsubscribed(),
             web_secret=require_secret(config.web) if config.web is not None else b"",

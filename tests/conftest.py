@@ -28,12 +28,12 @@ def _embedding_model(request, monkeypatch):
     No warning either: the model is off on purpose here, not missing."""
     if "real_model" in request.fixturenames:
         return
-    monkeypatch.setattr("digest.rank.ranker.load_embedder", lambda: None)
+    monkeypatch.setattr("digest.pipeline.start_model", lambda: None)
 
 
 @pytest.fixture(scope="session")
 def real_model():
-    """The shipped embedding model, loaded once for the session."""
-    from digest.rank.embed import load_embedder
+    """The shipped embedding model in this process, loaded once for the session."""
+    from digest.rank.embed import Embedder
 
-    return load_embedder()
+    return Embedder()

@@ -65,7 +65,7 @@ def test_a_model_that_cannot_load_says_why(tmp_path: Path) -> None:
 
 
 def test_a_run_uses_the_model_process_and_leaves_none_behind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real_model: Embedder
+    tmp_path: Path, real_model: Embedder
 ) -> None:
     started: list[EmbedderProcess] = []
 
@@ -73,9 +73,8 @@ def test_a_run_uses_the_model_process_and_leaves_none_behind(
         started.append(EmbedderProcess())
         return started[-1]
 
-    monkeypatch.setattr("digest.rank.ranker.load_embedder", start)
     config = load_config(config_for(tmp_path, DAY_FILE))
-    report = send_now(config, RunOptions(now=DAY, keep_papers=True))
+    report = send_now(config, RunOptions(now=DAY, keep_papers=True), model=start)
     assert report.exit_code == 0
     [sub] = report.subscribers
     assert sub.status == "sent" and sub.papers
@@ -88,20 +87,16 @@ def test_a_run_uses_the_model_process_and_leaves_none_behind(
 
 
 def test_a_model_process_that_dies_mid_run_falls_back_to_keywords(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-    real_model: Embedder,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, real_model: Embedder
 ) -> None:
     class DiesOnceLoaded(EmbedderProcess):
         def ready(self) -> None:
             super().ready()
             os.kill(self.pid, signal.SIGKILL)  # as the OOM killer would
 
-    monkeypatch.setattr("digest.rank.ranker.load_embedder", DiesOnceLoaded)
     config = load_config(config_for(tmp_path, DAY_FILE))
     with caplog.at_level(logging.WARNING):
-        report = send_now(config, RunOptions(now=DAY, keep_papers=True))
+        report = send_now(config, RunOptions(now=DAY, keep_papers=True), model=DiesOnceLoaded)
     assert report.exit_code == 0
     [sub] = report.subscribers
     assert sub.status == "sent" and sub.papers

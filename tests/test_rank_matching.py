@@ -10,8 +10,8 @@ import pytest
 
 from digest.config import Subscriber
 from digest.models import Paper
-from digest.rank import rank_papers
 from digest.rank.lexical import Index, compile_term
+from tests.support.ranking import rank_papers
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DAYS = [

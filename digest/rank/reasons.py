@@ -38,10 +38,15 @@ def author_reasons(authors: Sequence[str]) -> list[Reason]:
     return [Reason("author", f"by {name}, whom you follow", (name,), "authors") for name in authors]
 
 
-def like_reason(liked: Paper | None) -> list[Reason]:
-    if liked is None:
+def like_reason(liked: Sequence[Paper]) -> list[Reason]:
+    """The liked papers (one or two, closest first) this one is close to."""
+    if not liked:
         return []
-    return [Reason("like", f"close to a paper you liked: “{liked.title}”")]
+    titles = " and ".join(f"“{p.title}”" for p in liked)
+    what = "a paper" if len(liked) == 1 else "papers"
+    return [
+        Reason("like", f"close to {what} you liked: {titles}", terms=tuple(p.title for p in liked))
+    ]
 
 
 def meaning_reason() -> list[Reason]:
