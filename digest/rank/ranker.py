@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 BACKGROUND_PAPERS = 1000
 PROFILE_CACHE = 1024  # compiled profiles kept in a run
 MEANING_EVIDENCE = 1.0  # sd above the usual paper: close enough in meaning to count alone
-MEANING_REASON = 2.0  # ... and to say so
 LIKE_REASON = 0.4  # cosine to a liked paper from which it is named as a reason
 
 
@@ -275,7 +274,7 @@ class Ranker:
             marked=marks.get(papers[i].id, ""),
             authors=authors.get(i, []),
             liked=[parts.liked[k] for k in nearest],
-            meaning=values.get("meaning", 0.0) >= MEANING_REASON,
+            meaning=values.get("meaning", 0.0) >= MEANING_EVIDENCE,
             terms=sorted(
                 ((float(ts[i]), k) for k, ts in enumerate(parts.term_scores) if ts[i] > 0),
                 key=lambda c: (-c[0], c[1]),
