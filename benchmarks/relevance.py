@@ -277,7 +277,10 @@ def calibrate(data: Data, model: Ranker, lexical: Ranker) -> tuple[Calibration, 
     thumbs, then, with those fixed, the thumbs' (likes, dislikes, reader) with thumbs drawn from
     the other tune day and the papers on no day (no test day's grade is used)."""
     tune = data["split"]["tune"]
-    none: Callable[[dict, str], dict[str, str]] = lambda profile, day: {}  # type: ignore[type-arg]
+
+    def none(profile: dict, day: str) -> dict[str, str]:  # type: ignore[type-arg]
+        return {}
+
     rows, y = pairs(data, model, tune, none)
     w = logistic(np.array([[r["meaning"], r["words"]] for r in rows]), y, np.zeros(len(y)))
     base = replace(model.calibration, meaning=w[0], words=w[1], bias=w[2])
@@ -343,19 +346,15 @@ def thumbs_curve(data: Data, model: Ranker, c: Calibration) -> None:
         history = [d for d in data["days"] if d not in days]
         if group == "tune":  # no test day's grade is used on the tune side
             history = [d for d in history if d not in data["split"]["test"]]
-        row = f"  {group} (thumbs from {len(history)} other days and the papers on no day):"
+        print(f"  {group} (thumbs from {len(history)} other days and the papers on no day):")
         for count in THUMBS:
-            cache: dict[str, dict[str, str]] = {}
-
-            def thumbs(profile: dict, count: int = count) -> dict[str, str]:  # type: ignore[type-arg]
-                name = profile["name"]
-                if name not in cache:
-                    cache[name] = simulated_thumbs(data, model, c, profile, history, count)
-                return cache[name]
-
-            r = evaluate(data, ranked_by(model, c, False), days, thumbs)
-            row += f"\n    {count:3d} thumbs: {r['ndcg']:.3f} / {r['p']:.3f} / {r['r2']:.3f} ({r['sent']})"
-        print(row)
+            given = {
+                p["name"]: simulated_thumbs(data, model, c, p, history, count)
+                for p in data["profiles"]
+            }
+            r = evaluate(data, ranked_by(model, c, False), days, lambda p, g=given: g[p["name"]])
+            shown = f"{r['ndcg']:.3f} / {r['p']:.3f} / {r['r2']:.3f} ({r['sent']})"
+            print(f"    {count:3d} thumbs: {shown}")
 
 
 def main() -> None:

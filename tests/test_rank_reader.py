@@ -74,7 +74,9 @@ def thumbs_on(history: list[Paper]) -> dict[str, str]:
     return {**dict.fromkeys(likes, "like"), **dict.fromkeys(dislikes, "dislike")}
 
 
-def scores(ranker: Ranker, papers: list[Paper], sub: Subscriber, fb: dict[str, str]) -> dict[str, float]:
+def scores(
+    ranker: Ranker, papers: list[Paper], sub: Subscriber, fb: dict[str, str]
+) -> dict[str, float]:
     return {x.paper.id: x.score for x in ranker.score(papers, sub, fb).ranked}
 
 
@@ -200,7 +202,9 @@ def test_training_is_bounded_in_examples_and_memory() -> None:
 
     background = unit(1000)
     examples = [
-        example(thumbs, unit(MAX_LIKED), unit(MAX_DISLIKED), background, fingerprint=b"f" * 16, seed=i)
+        example(
+            thumbs, unit(MAX_LIKED), unit(MAX_DISLIKED), background, fingerprint=b"f" * 16, seed=i
+        )
         for i in range(300)
     ]
     assert {len(e.labels) for e in examples} == {MAX_LIKED + MAX_DISLIKED + NEGATIVES}
