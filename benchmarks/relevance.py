@@ -176,6 +176,7 @@ class PlainBM25:
     def rank(self, ids: Sequence[str], keywords: dict[str, float]) -> list[tuple[str, bool]]:
         query = [w for k in keywords for w in _WORD.findall(k.lower())]
         scores = {pid: self.score(pid, query) for pid in ids}
+        # No cut of its own: its P and R2 are those of sending nothing.
         return [(pid, False) for pid in sorted(ids, key=lambda pid: (-scores[pid], pid))]
 
 
