@@ -297,13 +297,11 @@ def calibrate(data: Data, model: Ranker, lexical: Ranker) -> tuple[Calibration, 
     offset = np.array(
         [base.bias + base.meaning * r["meaning"] + base.words * r["words"] for r in rows]
     )
-    from digest.rank.calibrate import like_part
-
     x = np.array(
         [
             [
-                like_part(np.array(r.get("likes", 0.0))),
-                -like_part(np.array(r.get("dislikes", 0.0))),
+                r.get("likes", 0.0),
+                -r.get("dislikes", 0.0),
                 r.get("reader", 0.0),
             ]
             for r in rows

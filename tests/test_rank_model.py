@@ -172,7 +172,7 @@ def test_likes_from_the_config_and_from_feedback_pull_similar_papers_up(
     from_feedback = ranker.rank(rest, reader, {liked: "like"})
     assert [r.paper.id for r in from_config] == [r.paper.id for r in from_feedback]
     closest = max(from_config, key=lambda r: r.score_parts["likes"])
-    assert closest.score_parts["likes"] > 0.5  # the cosine to the liked paper
+    assert closest.score_parts["likes"] > 0.25  # its cosine to the liked paper, above the usual
     assert closest.score > plain[closest.paper.id].score  # it moved up
     sent_before = [r.paper.id for r in ranker.rank(rest, reader)]
     assert closest.paper.id not in sent_before  # nothing spoke for it: now the like does

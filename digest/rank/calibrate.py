@@ -11,7 +11,8 @@ The parts (each one a number in `Scored.parts`, explained by PART_SCALES):
               papers (the store's recent ones), shrunk towards the labelled set's values while
               there are few; readers whose keywords sit close to everything (or to nothing)
               are thus on one scale
-    likes     the cosine to the closest liked paper (counted from LIKE_FLOOR to LIKE_CEILING)
+    likes     the cosine to the closest liked paper, above the usual paper's (the mean over
+              the run's papers of their cosine to their closest liked paper)
     dislikes  the same for the closest disliked paper
     reader    the reader's own model's logit (reader_model.py), once they have enough thumbs
 
@@ -32,15 +33,14 @@ import numpy as np
 PRIOR_MEAN, PRIOR_SD, PRIOR_PAPERS = 0.16, 0.09, 50.0
 LEXICAL_SCALE = 4.0
 KEYWORDS_ONLY_SCALE = 1.0  # without the model: one abstract match counts for more
-LIKE_FLOOR, LIKE_CEILING = 0.5, 0.9
 
 PART_SCALES = {
     "lexical": "keyword match: BM25F summed over the keywords, 0 and up",
     "words": "keyword match on 0..1",
     "semantic": "cosine to the keywords' meaning, -1..1",
     "meaning": "that cosine in sd above the usual paper's",
-    "likes": "cosine to the closest paper you liked, -1..1",
-    "dislikes": "cosine to the closest paper you disliked, -1..1",
+    "likes": "cosine to the closest paper you liked, above the usual paper's",
+    "dislikes": "cosine to the closest paper you disliked, above the usual paper's",
     "reader": "your own model from your thumbs: a logit, 0 = undecided",
     "score": "the chance you find it relevant, 0..1 (min_score cuts here)",
 }
@@ -58,7 +58,7 @@ class Calibration:
 
 # Fitted on the tune days (see the docstring); the lexical one on the same days without the model.
 WITH_MODEL = Calibration(
-    bias=-3.89, meaning=1.96, words=2.72, likes=2.26, dislikes=1.23, reader=0.84
+    bias=-3.89, meaning=1.96, words=2.72, likes=1.33, dislikes=0.85, reader=0.95
 )
 KEYWORDS_ONLY = Calibration(
     bias=-3.40, meaning=0.0, words=3.59, likes=0.0, dislikes=0.0, reader=0.0
@@ -80,11 +80,6 @@ def meaning_part(cosine: np.ndarray, background: np.ndarray) -> np.ndarray:
     return out
 
 
-def like_part(cosine: np.ndarray) -> np.ndarray:
-    out: np.ndarray = np.clip((cosine - LIKE_FLOOR) / (LIKE_CEILING - LIKE_FLOOR), 0.0, 1.0)
-    return out
-
-
 def probability(parts: dict[str, np.ndarray], c: Calibration) -> np.ndarray:
     """The score of each paper from its parts (absent parts count 0)."""
     logit = np.full(len(parts["words"]), c.bias)
@@ -92,8 +87,8 @@ def probability(parts: dict[str, np.ndarray], c: Calibration) -> np.ndarray:
         if name in parts:
             logit = logit + weight * parts[name]
     if "likes" in parts:
-        logit = logit + c.likes * like_part(parts["likes"])
+        logit = logit + c.likes * parts["likes"]
     if "dislikes" in parts:
-        logit = logit - c.dislikes * like_part(parts["dislikes"])
+        logit = logit - c.dislikes * parts["dislikes"]
     out: np.ndarray = 1.0 / (1.0 + np.exp(-logit))
     return out

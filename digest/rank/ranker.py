@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 BACKGROUND_PAPERS = 1000
 PROFILE_CACHE = 1024  # compiled profiles kept in a run
 MEANING_EVIDENCE = 1.0  # sd above the usual paper: close enough in meaning to count alone
+LIKE_EVIDENCE = 0.25  # cosine above the usual paper's to a liked paper: counts alone
+USUAL_SAMPLE = 256  # papers the usual closeness to a reader's liked papers is taken over
 LIKE_REASON = 0.4  # cosine to a liked paper from which it is named as a reason
 
 
@@ -233,9 +235,10 @@ class Ranker:
                 )
             if len(liked_vecs):
                 like_cosines = vectors @ liked_vecs.T
-                values["likes"] = like_cosines.max(axis=1)
+                values["likes"] = like_cosines.max(axis=1) - self._usual(liked_vecs)
             if len(disliked_vecs):
-                values["dislikes"] = (vectors @ disliked_vecs.T).max(axis=1)
+                usual = self._usual(disliked_vecs)
+                values["dislikes"] = (vectors @ disliked_vecs.T).max(axis=1) - usual
             model = self.reader_models.get(email, thumbs)
             if model is not None:
                 values["reader"] = model.logits(vectors)
@@ -302,6 +305,14 @@ class Ranker:
                 self._backgrounds.clear()
             found = self._backgrounds[text] = self.corpus.matrix[self.corpus.embedded_rows] @ query
         return found
+
+    def _usual(self, marked: np.ndarray) -> float:
+        """How close the usual paper of the run is to its closest of these (liked) papers: a
+        sample of USUAL_SAMPLE embedded papers' mean."""
+        rows = self.corpus.embedded_rows[:: max(1, len(self.corpus.embedded_rows) // USUAL_SAMPLE)]
+        if not len(rows):
+            return 0.0
+        return float((self.corpus.matrix[rows] @ marked.T).max(axis=1).mean())
 
     def _term_score(self, term: Term) -> np.ndarray:
         """The term's score in every indexed paper; cached (subscribers share terms)."""
@@ -370,7 +381,7 @@ def evidence(values: Mapping[str, np.ndarray]) -> np.ndarray:
     if "meaning" in values:
         found = found | (values["meaning"] >= MEANING_EVIDENCE)
     if "likes" in values:
-        found = found | (values["likes"] > calibrate.LIKE_FLOOR)
+        found = found | (values["likes"] > LIKE_EVIDENCE)
     if "reader" in values:
         found = found | (values["reader"] > 0)
     out: np.ndarray = found
