@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
     from digest.deliver import Mailer
-    from digest.rank.embed import TextEmbedder
+    from digest.rank.embed import EmbeddingModel
     from digest.store import Store
 
 
@@ -83,7 +83,7 @@ class _Shipped(Enum):
 
 # The embedding model digest ships, started in its own process for the run (the default).
 SHIPPED_MODEL = _Shipped.MODEL
-ModelFactory = Callable[[], "TextEmbedder | None"]
+ModelFactory = Callable[[], "EmbeddingModel | None"]
 
 
 @dataclass(frozen=True)
