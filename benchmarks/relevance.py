@@ -1,34 +1,39 @@
 """Ranking quality on the hand-graded relevance set (benchmarks/relevance/).
 
-    python benchmarks/relevance.py [--data DIR] [--tune]
+    python benchmarks/relevance.py [--data DIR] [--calibrate] [--thumbs]
 
-For each method, each day and each reader profile: NDCG@10 (gain 2^grade - 1, ideal order
-from that day's grades) and precision@10 (grade >= 1 counts). A profile's three liked papers
-are dropped from its lists for every method, so "fused + likes" is not rewarded for finding
-the papers it was given. Days where a profile has no relevant paper are left out of its NDCG
-(no ranking can do better there). Methods:
+For each method, on the tune and the test days (benchmarks/relevance/split.json), mean over
+(profile, day):
+    NDCG@10   the ranking of the whole day (gain 2^grade - 1; days where a profile has no
+              relevant paper are left out)
+and over what is sent (max_papers 15, min_score 0.3, the defaults), pooled over (profile, day):
+    P         precision: papers graded >= 1 among those sent
+    R2        recall of the highly relevant: papers graded 2 that were sent, of all graded 2
+    sent      how many papers were sent
+A profile's three liked papers are dropped from its lists for every method (they would find
+themselves). Methods:
 
-    old        the previous digest/rank.py (benchmarks/baselines/old_rank.py)
     bm25       plain BM25 over title + abstract, lowercase words, no stemming or phrases
     lexical    digest.rank without the model (BM25F, stems, phrases, acronyms)
-    semantic   digest.rank's semantic score alone (the profile's keywords embedded)
-    fused      digest.rank as shipped
+    semantic   the meaning part alone (the keywords embedded, standardised per profile)
+    fused      digest.rank as shipped, keywords only
     fused+like fused, with the profile's three liked papers in its config `like`
 
-`--tune` searches the fusion settings on the "tune" days only and prints the best ones; the
-shipped defaults (digest/rank/fuse.py) came from it. Test days are never used to choose.
+--calibrate fits the score's weights (digest/rank/calibrate.py) by logistic regression on the
+tune days only and prints them. --thumbs prints the thumbs curve: simulated thumbs on the
+papers a reader is shown before (every paper not on the evaluated days, best first by the
+keyword ranking; a like for a paper graded >= 1, a dislike for one graded 0), then NDCG@10,
+P and R2 on the evaluated days, for 0, 5, 10, 20 and 50 thumbs.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import re
 import sys
 import tempfile
-import time
 import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -36,25 +41,29 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE / "baselines"))
-
-import old_rank  # noqa: E402
 
 from digest.config import Subscriber  # noqa: E402
 from digest.models import Paper  # noqa: E402
-from digest.rank import BM25F, DEFAULT_FUSION, FusionSettings, Ranker  # noqa: E402
-from digest.rank.embed import load_embedder  # noqa: E402  (in this process: many rankers)
+from digest.rank import Ranker  # noqa: E402
+from digest.rank.calibrate import KEYWORDS_ONLY, WITH_MODEL, Calibration  # noqa: E402
+from digest.rank.embed import Embedder  # noqa: E402  (in this process: many rankers)
 from digest.store import Store  # noqa: E402
 
 K = 10
+MAX_PAPERS, MIN_SCORE = 15, 0.3
+THUMBS = (0, 5, 10, 20, 50)
+Data = dict  # type: ignore[type-arg]
+Method = Callable[[dict, list[Paper], dict[str, str]], list[tuple[str, float]]]  # type: ignore[type-arg]
 
 
 # --- data ------------------------------------------------------------------------------------
 
 
-def load(data: Path) -> dict:  # type: ignore[type-arg]
+def load(data: Path) -> Data:
     papers = {}
     for line in (data / "papers.jsonl").read_text(encoding="utf-8").splitlines():
         if line.strip():
@@ -99,8 +108,40 @@ def ndcg(ranked: Sequence[str], grades: dict[str, int], pool: Sequence[str]) -> 
     return dcg / idcg
 
 
-def precision(ranked: Sequence[str], grades: dict[str, int]) -> float:
-    return sum(1 for p in ranked[:K] if grades.get(p, 0) >= 1) / K
+def mean(values: Sequence[float | None]) -> float:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def evaluate(
+    data: Data,
+    method: Method,
+    days: Sequence[str],
+    thumbs: Callable[[dict], dict[str, str]] = lambda profile: {},  # type: ignore[type-arg]
+) -> dict[str, float]:
+    """NDCG@10 (mean), P, R2 and sent (pooled) of one method over these days."""
+    ndcgs: list[float | None] = []
+    sent = relevant = found2 = total2 = 0
+    for day in days:
+        for profile in data["profiles"]:
+            feedback = thumbs(profile)
+            liked = set(profile.get("like", ())) | set(feedback)
+            pool = [data["papers"][p] for p in data["days"][day] if p not in liked]
+            grades = data["grades"][profile["name"]]
+            scored = method(profile, pool, feedback)
+            ranked = [pid for pid, _ in scored]
+            ndcgs.append(ndcg(ranked, grades, [p.id for p in pool]))
+            out = [pid for pid, passes in scored if passes][:MAX_PAPERS]
+            sent += len(out)
+            relevant += sum(1 for p in out if grades.get(p, 0) >= 1)
+            found2 += sum(1 for p in out if grades.get(p, 0) == 2)
+            total2 += sum(1 for p in pool if grades.get(p.id, 0) == 2)
+    return {
+        "ndcg": mean(ndcgs),
+        "p": relevant / sent if sent else float("nan"),
+        "r2": found2 / total2 if total2 else float("nan"),
+        "sent": sent,
+    }
 
 
 # --- methods ---------------------------------------------------------------------------------
@@ -122,209 +163,221 @@ class PlainBM25:
         self.idf = {w: math.log(1 + (n - d + 0.5) / (d + 0.5)) for w, d in df.items()}
         self.k1, self.b = k1, b
 
-    def rank(self, ids: Sequence[str], keywords: dict[str, float]) -> list[str]:
+    def score(self, pid: str, query: list[str]) -> float:
+        c, length = self.docs[pid], self.lengths[pid]
+        total = 0.0
+        for w in query:
+            tf = c.get(w, 0)
+            if tf:
+                norm = self.k1 * (1 - self.b + self.b * length / self.avg)
+                total += self.idf[w] * tf * (self.k1 + 1) / (tf + norm)
+        return total
+
+    def rank(self, ids: Sequence[str], keywords: dict[str, float]) -> list[tuple[str, bool]]:
         query = [w for k in keywords for w in _WORD.findall(k.lower())]
-
-        def score(pid: str) -> float:
-            c, length = self.docs[pid], self.lengths[pid]
-            total = 0.0
-            for w in query:
-                tf = c.get(w, 0)
-                if tf:
-                    norm = (
-                        tf
-                        * (self.k1 + 1)
-                        / (tf + self.k1 * (1 - self.b + self.b * length / self.avg))
-                    )
-                    total += self.idf[w] * norm
-            return total
-
-        return sorted(ids, key=lambda pid: (-score(pid), pid))
+        scores = {pid: self.score(pid, query) for pid in ids}
+        # No cut of its own: its P and R2 are those of sending nothing.
+        return [(pid, False) for pid in sorted(ids, key=lambda pid: (-scores[pid], pid))]
 
 
-def ranker_order(ranker: Ranker, papers: Sequence[Paper], sub: Subscriber) -> list[str]:
-    return [x.paper.id for x in ranker.score(papers, sub).ranked]
+def ranked_by(ranker: Ranker, calibration: Calibration, likes: bool) -> Method:
+    """The ranker's order of a day, and whether each paper makes the default cut."""
+
+    def run(profile: dict, pool: list[Paper], feedback: dict[str, str]) -> list[tuple[str, bool]]:  # type: ignore[type-arg]
+        ranker.calibration = calibration
+        sub = replace(subscriber(profile, likes=likes), min_score=MIN_SCORE)
+        scoring = ranker.score(pool, sub, feedback)
+        kept = {x.paper.id for x in scoring.ranked[: scoring.kept]}
+        # NDCG ranks the whole day: by score (the cut's order puts the kept ones first).
+        everything = sorted(
+            (x for x in scoring.ranked if not x.excluded), key=lambda x: (-x.score, x.paper.id)
+        )
+        return [(x.paper.id, x.paper.id in kept) for x in everything]
+
+    return run
 
 
-def evaluate(
-    data: dict,  # type: ignore[type-arg]
-    methods: dict[str, Callable[[dict, list[Paper]], list[str]]],  # type: ignore[type-arg]
-    days: Sequence[str],
-) -> dict[str, dict[tuple[str, str], tuple[float | None, float]]]:
-    """method -> (profile, day) -> (ndcg, precision)."""
-    out: dict[str, dict[tuple[str, str], tuple[float | None, float]]] = {m: {} for m in methods}
-    for day in days:
-        for profile in data["profiles"]:
-            liked = set(profile.get("like", ()))
-            pool = [data["papers"][pid] for pid in data["days"][day] if pid not in liked]
-            grades = data["grades"][profile["name"]]
-            ids = [p.id for p in pool]
-            for name, method in methods.items():
-                ranked = method(profile, pool)
-                out[name][(profile["name"], day)] = (
-                    ndcg(ranked, grades, ids),
-                    precision(ranked, grades),
-                )
-    return out
-
-
-def mean(values: Sequence[float | None]) -> float:
-    vals = [v for v in values if v is not None]
-    return sum(vals) / len(vals) if vals else float("nan")
-
-
-# --- main ------------------------------------------------------------------------------------
-
-
-def build(data: dict, cache: Path) -> tuple[Store, Ranker, Ranker, PlainBM25]:  # type: ignore[type-arg]
+def build(data: Data, cache: Path) -> tuple[Store, Ranker, Ranker]:
     """A store holding every paper (IDF over the store, embeddings stored and reused)."""
     store = Store.open(cache)
     store.record_papers(data["papers"].values(), now=datetime(2026, 9, 1, tzinfo=UTC))
-    started = time.perf_counter()
-    model = Ranker.for_run(store, list(data["papers"].values()), embedder=load_embedder())
-    print(f"prepared the fused ranker in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-    lexical = Ranker.for_run(store, list(data["papers"].values()), embedder=None)
-    return store, model, lexical, PlainBM25(list(data["papers"].values()))
+    papers = list(data["papers"].values())
+    model = Ranker.for_run(store, papers, model=Embedder())
+    lexical = Ranker.for_run(store, papers, model=None, calibration=KEYWORDS_ONLY)
+    return store, model, lexical
 
 
-def methods_for(
-    model: Ranker, lexical: Ranker, bm25: PlainBM25, settings: FusionSettings
-) -> dict[str, Callable]:  # type: ignore[type-arg]
-    semantic = replace(settings, lexical_weight=0.0)
-
-    def old(profile: dict, pool: list[Paper]) -> list[str]:  # type: ignore[type-arg]
-        sub = subscriber(profile, likes=False)
-        return [r.paper.id for r in old_rank.rank_papers(pool, sub, limit=len(pool))]
-
-    def with_settings(ranker: Ranker, s: FusionSettings, likes: bool) -> Callable:  # type: ignore[type-arg]
-        def run(profile: dict, pool: list[Paper]) -> list[str]:  # type: ignore[type-arg]
-            ranker.settings = s
-            return ranker_order(ranker, pool, subscriber(profile, likes=likes))
-
-        return run
-
+def methods(data: Data, model: Ranker, lexical: Ranker, c: Calibration) -> dict[str, Method]:
+    bm25 = PlainBM25(list(data["papers"].values()))
+    meaning_only = replace(c, words=0.0)
     return {
-        "old": old,
-        "bm25": lambda profile, pool: bm25.rank(
+        "bm25": lambda profile, pool, fb: bm25.rank(
             [p.id for p in pool], subscriber(profile, likes=False).keywords
-        ),  # type: ignore[arg-type]
-        "lexical": with_settings(lexical, settings, False),
-        "semantic": with_settings(model, semantic, False),
-        "fused": with_settings(model, settings, False),
-        "fused+like": with_settings(model, settings, True),
+        ),
+        "lexical": ranked_by(lexical, KEYWORDS_ONLY, False),
+        "semantic": ranked_by(model, meaning_only, False),
+        "fused": ranked_by(model, c, False),
+        "fused+like": ranked_by(model, c, True),
     }
 
 
-def report(data: dict, results: dict) -> None:  # type: ignore[type-arg]
-    days = list(data["days"])
-    tune, test = data["split"]["tune"], data["split"]["test"]
-    short = {d: f"d{i + 1}" for i, d in enumerate(days)}
-    print("days: " + ", ".join(f"{short[d]}={d} ({'tune' if d in tune else 'test'})" for d in days))
-    header = f"{'method':<11}" + "".join(f"{short[d]:>7}" for d in days)
-    header += f"{'tune':>7}{'test':>7}{'all':>7}"
-    for metric, index in (("NDCG@10", 0), ("P@10", 1)):
-        print(f"\n{metric}, mean over profiles (per day; tune, test and all days)")
-        print(header)
-        for name, res in results.items():
-            row = f"{name:<11}"
-            for d in days:
-                row += f"{mean([v[index] for (p, day), v in res.items() if day == d]):7.3f}"
-            for group in (tune, test, days):
-                row += f"{mean([v[index] for (p, day), v in res.items() if day in group]):7.3f}"
-            print(row)
-    profiles = [p["name"] for p in data["profiles"]]
-    print("\nper profile, all days: NDCG@10 / P@10")
-    print(f"{'method':<11}" + "".join(f"{p[:13]:>14}" for p in profiles))
-    for name, res in results.items():
-        row = f"{name:<11}"
-        for p in profiles:
-            n = mean([v[0] for (q, _), v in res.items() if q == p])
-            pr = mean([v[1] for (q, _), v in res.items() if q == p])
-            row += f"{n:>8.3f}/{pr:.2f}"
+def report(data: Data, found: dict[str, dict[str, dict[str, float]]]) -> None:
+    print(
+        f"{'method':<12}"
+        + "".join(
+            f"{g + ':':<6}{'NDCG@10':>8}{'P':>7}{'R2':>7}{'sent':>6}   " for g in ("tune", "test")
+        )
+    )
+    for name, groups in found.items():
+        row = f"{name:<12}"
+        for g in ("tune", "test"):
+            r = groups[g]
+            row += f"{'':<6}{r['ndcg']:8.3f}{r['p']:7.3f}{r['r2']:7.3f}{r['sent']:6d}   "
         print(row)
 
 
-def tune(data: dict, store: Store) -> tuple[Ranker, FusionSettings]:  # type: ignore[type-arg]
-    """The best phrase partial credit and fusion settings on the tune days, then the best
-    like settings given those."""
-    days = data["split"]["tune"]
-    papers = list(data["papers"].values())
-    best: tuple[float, FusionSettings, Ranker] | None = None
-    for partial in (0.3, 0.6, 1.0):
-        model = Ranker.for_run(
-            store, papers, embedder=load_embedder(), bm25f=BM25F(partial=partial)
-        )
-        found = _tune_fusion(data, model, days)
-        print(f"tune days, partial {partial}: NDCG@10 {found[0]:.4f}", file=sys.stderr)
-        if best is None or found[0] > best[0] + 1e-9:
-            best = (*found, model)
-    assert best is not None
-    _, s, model = best
-    print(
-        f"tune days, fused: NDCG@10 {best[0]:.4f} with {s}, {model.index.params}", file=sys.stderr
+# --- calibration -----------------------------------------------------------------------------
+
+
+def logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray, l2: float = 1e-3) -> np.ndarray:
+    """Weights (the last is the bias) of an L2 logistic regression, by Newton's method."""
+    x = np.c_[x, np.ones(len(x))]
+    w = np.zeros(x.shape[1])
+    reg = l2 * np.r_[np.ones(x.shape[1] - 1), 0.0]
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-(x @ w + offset)))
+        grad = x.T @ (p - y) / len(y) + reg * w
+        hess = (x.T * (p * (1 - p))) @ x / len(y) + np.diag(reg) + 1e-9 * np.eye(len(w))
+        w -= np.linalg.solve(hess, grad)
+    return w
+
+
+def pairs(
+    data: Data,
+    ranker: Ranker,
+    days: Sequence[str],
+    thumbs: Callable[[dict, str], dict[str, str]],  # type: ignore[type-arg]
+) -> tuple[list[dict[str, float]], np.ndarray]:
+    """Each (profile, day's paper)'s parts, and whether it is graded relevant."""
+    rows, labels = [], []
+    for day in days:
+        for profile in data["profiles"]:
+            feedback = thumbs(profile, day)
+            liked = set(profile.get("like", ())) | set(feedback)
+            pool = [data["papers"][p] for p in data["days"][day] if p not in liked]
+            grades = data["grades"][profile["name"]]
+            for x in ranker.score(pool, subscriber(profile, likes=False), feedback).ranked:
+                if not x.excluded:
+                    rows.append(x.parts)
+                    labels.append(float(grades.get(x.paper.id, 0) >= 1))
+    return rows, np.array(labels)
+
+
+def calibrate(data: Data, model: Ranker, lexical: Ranker) -> tuple[Calibration, Calibration]:
+    """The weights, fitted on the tune days only: first the keywords' (meaning, words) without
+    thumbs, then, with those fixed, the thumbs' (likes, dislikes, reader) with thumbs drawn from
+    the other tune day and the papers on no day (no test day's grade is used)."""
+    tune = data["split"]["tune"]
+
+    def none(profile: dict, day: str) -> dict[str, str]:  # type: ignore[type-arg]
+        return {}
+
+    rows, y = pairs(data, model, tune, none)
+    w = logistic(np.array([[r["meaning"], r["words"]] for r in rows]), y, np.zeros(len(y)))
+    base = replace(model.calibration, meaning=w[0], words=w[1], bias=w[2])
+    rows, y = pairs(data, lexical, tune, none)
+    wl = logistic(np.array([[r["words"]] for r in rows]), y, np.zeros(len(y)))
+    keywords = replace(KEYWORDS_ONLY, words=wl[0], bias=wl[1])
+
+    def cross(profile: dict, day: str) -> dict[str, str]:  # type: ignore[type-arg]
+        others = [d for d in data["days"] if d not in data["split"]["test"] and d != day]
+        return simulated_thumbs(data, model, base, profile, others, 20)
+
+    rows, y = pairs(data, model, tune, cross)
+    offset = np.array(
+        [base.bias + base.meaning * r["meaning"] + base.words * r["words"] for r in rows]
     )
-    best_like: tuple[float, FusionSettings] | None = None
-    for rocchio, lw, lf in itertools.product(
-        [0.0, 0.25, 0.5, 1.0], [0.0, 0.15, 0.3, 0.5], [0.3, 0.4, 0.5]
-    ):
-        sl = replace(s, rocchio=rocchio, like_weight=lw, like_floor=lf, like_ceiling=lf + 0.4)
-        res = evaluate(data, {"f": lambda pr, pool, sl=sl: _order(model, sl, pr, pool, True)}, days)
-        score = mean([v[0] for v in res["f"].values()])
-        if best_like is None or score > best_like[0] + 1e-9:
-            best_like = (score, sl)
-    assert best_like is not None
-    print(f"tune days, fused+like: NDCG@10 {best_like[0]:.4f} with {best_like[1]}", file=sys.stderr)
-    return model, best_like[1]
-
-
-def _tune_fusion(data: dict, model: Ranker, days: list[str]) -> tuple[float, FusionSettings]:  # type: ignore[type-arg]
-    best: tuple[float, FusionSettings] | None = None
-    grid = itertools.product(
-        [0.3, 0.4, 0.5, 0.6],  # lexical_weight
-        [1.0, 2.0, 4.0],  # lexical_scale
-        [0.1, 0.15, 0.2],  # semantic_floor
-        [0.45, 0.55, 0.65],  # semantic_ceiling
+    x = np.array(
+        [
+            [
+                r.get("likes", 0.0),
+                -r.get("dislikes", 0.0),
+                r.get("reader", 0.0),
+            ]
+            for r in rows
+        ]
     )
-    for lw, ls, sf, sc in grid:
-        s = replace(
-            DEFAULT_FUSION,
-            lexical_weight=lw,
-            lexical_scale=ls,
-            semantic_floor=sf,
-            semantic_ceiling=sc,
-        )
-        res = evaluate(data, {"f": lambda pr, pool, s=s: _order(model, s, pr, pool, False)}, days)
-        score = mean([v[0] for v in res["f"].values()])
-        if best is None or score > best[0] + 1e-9:
-            best = (score, s)
-    assert best is not None
-    return best
+    wt = logistic(x, y, offset)
+    return replace(base, likes=wt[0], dislikes=wt[1], reader=wt[2]), keywords
 
 
-def _order(
-    model: Ranker, s: FusionSettings, profile: dict, pool: list[Paper], likes: bool
-) -> list[str]:  # type: ignore[type-arg]
-    model.settings = s
-    return ranker_order(model, pool, subscriber(profile, likes=likes))
+# --- thumbs ----------------------------------------------------------------------------------
+
+
+def simulated_thumbs(
+    data: Data,
+    ranker: Ranker,
+    c: Calibration,
+    profile: dict,  # type: ignore[type-arg]
+    days: Sequence[str],
+    count: int,
+) -> dict[str, str]:
+    """Thumbs on the `count` papers a reader was shown first, best first by the keyword
+    ranking, among the papers on `days` and those on no day; the profile's likes left out."""
+    if not count:
+        return {}
+    on_days = {p for ids in data["days"].values() for p in ids}
+    shown = {p for d in days for p in data["days"][d]} | (set(data["papers"]) - on_days)
+    shown -= set(profile.get("like", ()))
+    ranker.calibration = c
+    scoring = ranker.score(
+        [data["papers"][p] for p in sorted(shown)], subscriber(profile, likes=False)
+    )
+    order = sorted(scoring.ranked, key=lambda x: (-x.score, x.paper.id))[:count]
+    grades = data["grades"][profile["name"]]
+    return {x.paper.id: "like" if grades.get(x.paper.id, 0) >= 1 else "dislike" for x in order}
+
+
+def thumbs_curve(data: Data, model: Ranker, c: Calibration) -> None:
+    print("\nthumbs curve: NDCG@10 / P / R2 (sent) on the evaluated days")
+    for group in ("tune", "test"):
+        days = data["split"][group]
+        history = [d for d in data["days"] if d not in days]
+        if group == "tune":  # no test day's grade is used on the tune side
+            history = [d for d in history if d not in data["split"]["test"]]
+        print(f"  {group} (thumbs from {len(history)} other days and the papers on no day):")
+        for count in THUMBS:
+            given = {
+                p["name"]: simulated_thumbs(data, model, c, p, history, count)
+                for p in data["profiles"]
+            }
+            r = evaluate(data, ranked_by(model, c, False), days, lambda p, g=given: g[p["name"]])
+            shown = f"{r['ndcg']:.3f} / {r['p']:.3f} / {r['r2']:.3f} ({r['sent']})"
+            print(f"    {count:3d} thumbs: {shown}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=HERE / "relevance", help="the labelled set")
     parser.add_argument("--cache", type=Path, help="state file keeping the embeddings between runs")
-    parser.add_argument("--tune", action="store_true", help="choose fusion settings on tune days")
+    parser.add_argument("--calibrate", action="store_true", help="fit the weights on tune days")
+    parser.add_argument("--thumbs", action="store_true", help="the thumbs curve")
     args = parser.parse_args()
     data = load(args.data)
     cache = args.cache or Path(tempfile.gettempdir()) / "digest-relevance.sqlite3"
-    store, model, lexical, bm25 = build(data, cache)
-    settings = DEFAULT_FUSION
-    if args.tune:
-        model, settings = tune(data, store)
-        lexical = Ranker.for_run(
-            store, list(data["papers"].values()), embedder=None, bm25f=model.index.params
-        )
-    results = evaluate(data, methods_for(model, lexical, bm25, settings), list(data["days"]))
-    report(data, results)
+    store, model, lexical = build(data, cache)
+    c = WITH_MODEL
+    if args.calibrate:
+        c, keywords = calibrate(data, model, lexical)
+        print(f"fitted on the tune days:\n  WITH_MODEL = {c}\n  KEYWORDS_ONLY = {keywords}")
+    found = {
+        name: {g: evaluate(data, method, data["split"][g]) for g in ("tune", "test")}
+        for name, method in methods(data, model, lexical, c).items()
+    }
+    report(data, found)
+    if args.thumbs:
+        thumbs_curve(data, model, c)
+    store.close()
 
 
 if __name__ == "__main__":

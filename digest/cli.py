@@ -186,16 +186,16 @@ def explain_command(paper_id: str, email: str, config_path: str | None) -> None:
     """Why PAPER_ID scored what it did for a reader, and where it stood against the cut.
 
     Reads an in-memory copy of the state: changes nothing, fetches nothing."""
-    from digest.rank import explain_paper
-    from digest.rank.ranker import close_model
+    from digest.rank import PART_SCALES, explain_paper
     from digest.run import Deps, start_model
 
     config = _config(config_path)
-    model = start_model(Deps())
+    model = start_model(Deps())  # in its own process; ranking waits for it (or keywords)
     try:
         exp = explain_paper(config, paper_id, email, model=model)
     finally:
-        close_model(model)
+        if model is not None:
+            model.close()
     ranked = exp.paper
     click.echo(f"{ranked.paper.id}: {ranked.paper.title}")
     click.echo(f"for {exp.subscriber.email}: {exp.verdict}")
@@ -205,14 +205,15 @@ def explain_command(paper_id: str, email: str, config_path: str | None) -> None:
     limits = f"max_papers {exp.subscriber.max_papers}, min_score {exp.subscriber.min_score:.2f}"
     last = "" if exp.cut_score is None else f"; the last paper in scored {exp.cut_score:.3f}"
     click.echo(f"  cut: {limits}{last}")
-    click.echo(f"  score {ranked.score:.3f}")
+    click.echo(f"  score {ranked.score:.3f}  ({PART_SCALES['score']})")
     for name, value in ranked.score_parts.items():
-        click.echo(f"    {name:<14} {value:.3f}")
+        if name != "score":
+            click.echo(f"    {name:<10} {value:7.3f}  {PART_SCALES.get(name, '')}")
     if not exp.model:
         click.echo("  (the embedding model is unavailable: keywords only)")
     click.echo("  why:" if ranked.reasons else "  why: nothing in the profile matched")
     for reason in ranked.reasons:
-        found = f"  [{', '.join(reason.terms)}]" if reason.terms else ""
+        found = f"  [{', '.join(reason.terms)}]" if reason.terms and reason.kind != "like" else ""
         click.echo(f"    - {reason.text}{found}")
 
 
@@ -273,14 +274,29 @@ def status_command(config_path: str | None, runs: int) -> None:
 
 @cli.command("serve")
 @click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
-def serve_command(config_path: str | None) -> None:
-    """The web side alone: one-click unsubscribe, feedback, view online ([web] in the config)."""
+@click.pass_context
+def serve_command(ctx: click.Context, config_path: str | None) -> None:
+    """The web side alone: one-click unsubscribe, feedback, view online ([web] in the config).
+
+    Logs one line per request to stderr (never a token); runs until SIGTERM/SIGINT, exits 0."""
     from digest.web.server import serve_forever
 
     config = _config(config_path)
-    if config.web is not None:
-        click.echo(f"serving {config.web.base_url} on http://{config.web.listen} (Ctrl-C stops)")
-    serve_forever(config)
+    verbose = bool(ctx.obj.get("verbose"))
+
+    def ready(line: str) -> None:
+        """Once it listens (a bad config, secret or port failed before: one line, no log)."""
+        click.echo(line)
+        logging.basicConfig(
+            force=True,
+            level=logging.DEBUG if verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        if not verbose:  # uvicorn's start and stop lines; its warnings stay
+            logging.getLogger("uvicorn").setLevel(logging.WARNING)
+
+    serve_forever(config, ready=ready)
 
 
 @cli.command("run")

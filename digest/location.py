@@ -12,13 +12,11 @@ The password never sits in the config file: a URL that carries one is refused.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class BadLocation(ValueError):
@@ -39,15 +37,10 @@ class StateLocation:
     password_env: str = ""  # names the environment variable holding the database password
 
     @classmethod
-    def parse(cls, value: str, base: Path, *, password_env: str = "") -> StateLocation:
+    def parse(cls, value: str, base: Path) -> StateLocation:
         """`value` as the config writes it; a relative path is relative to `base`."""
         if value.lower().startswith(POSTGRES_SCHEMES):
-            return cls(url=_check_url(value), password_env=_check_env(password_env))
-        if password_env:
-            raise BadLocation(
-                "state_password_env is set but the state is a SQLite file",
-                fix="remove state_password_env, or set state to a postgresql:// URL",
-            )
+            return cls(url=_check_url(value))
         if not value.strip():
             raise BadLocation("state is empty", fix='write a file name, e.g. "digest.sqlite3"')
         return cls(path=base / value)
@@ -86,12 +79,3 @@ def _check_url(url: str) -> str:
             fix='write it as "postgresql://user@host:5432/dbname"',
         )
     return url
-
-
-def _check_env(name: str) -> str:
-    if name and not _ENV_NAME.match(name):
-        raise BadLocation(
-            f"state_password_env = {name!r} is not an environment variable name",
-            fix='write a name such as "DIGEST_DB_PASSWORD"',
-        )
-    return name

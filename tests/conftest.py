@@ -23,7 +23,7 @@ def _isolated_env(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def real_model():
-    """The shipped embedding model, loaded once for the session."""
-    from digest.rank.embed import load_embedder
+    """The shipped embedding model in this process, loaded once for the session."""
+    from digest.rank.embed import Embedder
 
-    return load_embedder()
+    return Embedder()

@@ -66,7 +66,7 @@ def test_a_model_that_cannot_load_says_why(tmp_path: Path) -> None:
 
 
 def test_a_run_uses_the_model_process_and_leaves_none_behind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real_model: Embedder
+    tmp_path: Path, real_model: Embedder
 ) -> None:
     started: list[EmbedderProcess] = []
 
@@ -88,10 +88,7 @@ def test_a_run_uses_the_model_process_and_leaves_none_behind(
 
 
 def test_a_model_process_that_dies_mid_run_falls_back_to_keywords(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-    real_model: Embedder,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, real_model: Embedder
 ) -> None:
     class DiesOnceLoaded(EmbedderProcess):
         def ready(self) -> None:

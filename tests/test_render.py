@@ -168,15 +168,14 @@ def test_reason_line_and_highlights_where_the_ranking_found_them(renderer: Rende
     )
     out = renderer.render(make_content([paper], matched=["LLM agents", "reasoning", "<b>"]))
     html = tree(out.html)
-    assert text_of(out.html, "p.why") == [
-        "Why: title: LLM Agents · abstract: llm agents, reasoning, <b>"
-    ]
+    # One line, each term once (changed on purpose: it said each field's spellings in turn).
+    assert text_of(out.html, "p.why") == ["Why: LLM Agents, reasoning, <b>"]
     assert [m.text() for m in html.css("h2.title mark")] == ["LLM Agents"]
     assert [m.text() for m in html.css("p.abstract mark")] == ["reasoning", "llm agents", "<b>"]
     # Escaped, never a tag: the abstract's "<b>" is text inside a mark.
     assert html.css("p.abstract b") == []
     assert "&lt;b&gt;" in out.html
-    assert "Why: title: LLM Agents · abstract: llm agents, reasoning, <b>" in out.text
+    assert "Why: LLM Agents, reasoning, <b>" in out.text
 
 
 def test_highlight_only_in_the_field_the_reason_names(renderer: Renderer) -> None:

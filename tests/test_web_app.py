@@ -189,7 +189,8 @@ def test_feedback_get_confirms_and_only_post_records(config):
     with state(config) as store:
         assert store.feedback("ada@example.org") == {"2606.00467": "like"}
         assert store.feedback("bob@example.org") == {}
-    assert "You told us earlier that you liked" in call(app, "GET", less).text
+    earlier = call(app, "GET", less).text
+    assert "You told us earlier that you wanted more papers like this one." in earlier
     call(app, "POST", less, data={"confirm": "yes"})
     with state(config) as store:
         assert store.feedback("ada@example.org") == {"2606.00467": "dislike"}
@@ -329,3 +330,144 @@ def test_without_web_or_secret_the_app_does_not_start(config, tmp_path, monkeypa
     )
     with pytest.raises(ConfigError, match=r"no \[web\] table"):
         create_app(plain)
+
+
+def test_the_access_log_redacts_any_token_shaped_segment(config, caplog):
+    """A 36-character token plus a slash (40 characters in all) was logged in full."""
+    app = create_app(config, clock=lambda: NOW)
+    digest, unsub = links(config)
+    token = unsub.rsplit("/", 1)[1]
+    assert len(token) == 36
+    more_token = path_of(digest.papers["2606.00467"].more).rsplit("/", 1)[1]
+    with caplog.at_level("INFO", logger="digest"):
+        for path in (
+            unsub + "/",
+            f"/u/{token}//",
+            f"/f/{more_token}/undo/",
+            f"/x/{token[:20]}",
+            f"/{token}",
+            f"/healthz/{token}",
+        ):
+            call(app, "GET", path)
+    assert token[:10] not in caplog.text and more_token[:10] not in caplog.text
+    assert "GET /u/…/ 404" in caplog.text and "GET /healthz/… 404" in caplog.text
+    assert redact("/u/abcdef") == "/u/…" and redact("/f/Ab-9_x/undo") == "/f/…/undo"
+    assert redact("/healthz") == "/healthz" and redact("/nothing/here") == "/nothing/here"
+
+
+def test_a_trailing_slash_is_a_404_page_not_a_redirect(config):
+    app = create_app(config, clock=lambda: NOW)
+    _, unsub = links(config)
+    for path in ("/healthz/", unsub + "/", "/robots.txt/"):
+        response = call(app, "GET", path, headers={"Host": "evil.example"})
+        assert response.status_code == 404 and "location" not in response.headers, path
+    assert call(app, "POST", unsub + "/", data=ONE_CLICK).status_code == 404
+    assert not config.digest.state.exists()
+
+
+def test_pages_show_titles_cleaned_as_the_mail_does(config):
+    hostile = "Agents\u202e\u2066 that\x07 reason\x00\n\twell \u200f" + "x" * 500
+    with state(config) as store:
+        store.record_papers([Paper(id="2606.00467", title=hostile)], now=NOW)
+    app = create_app(config, clock=lambda: NOW)
+    digest, _ = links(config)
+    more = path_of(digest.papers["2606.00467"].more)
+    for response in (call(app, "GET", more), call(app, "POST", more, data={"confirm": "yes"})):
+        assert response.status_code == 200
+        [shown] = [line for line in response.text.splitlines() if 'class="paper"' in line]
+        assert "Agents that reason well" in shown
+        for bad in ("\u202e", "\u2066", "\x07", "\x00", "\t"):
+            assert bad not in response.text
+        assert len(shown) < 400  # cut to a title's length
+
+
+def test_feedback_can_be_taken_back_and_the_pages_say_what_happens(config):
+    with state(config) as store:
+        store.record_papers([Paper(id="2606.00467", title="Graph agents")], now=NOW)
+    app = create_app(config, clock=lambda: NOW)
+    digest, _ = links(config)
+    more = path_of(digest.papers["2606.00467"].more)
+    less = path_of(digest.papers["2606.00467"].less)
+
+    assert "Yes, fewer like this" in call(app, "GET", less).text
+    done = call(app, "POST", more, data={"confirm": "yes"})
+    assert "undoes this" not in done.text and "Clicked by mistake?" in done.text
+    assert f'action="{more.rsplit("/", 1)[1]}/undo"' in done.text  # relative: /f/{token}/undo
+    undone = call(app, "POST", more + "/undo", data={"undo": "yes"})
+    assert undone.status_code == 200 and "<h1>Taken back</h1>" in undone.text
+    with state(config) as store:
+        assert store.feedback("ada@example.org") == {}
+    again = call(app, "POST", more + "/undo", data={"undo": "yes"})
+    assert "<h1>Nothing to take back</h1>" in again.text and "“more like this”" in again.text
+
+    # Undo takes back only what its link recorded: a later "fewer" stays.
+    call(app, "POST", more, data={"confirm": "yes"})
+    call(app, "POST", less, data={"confirm": "yes"})
+    assert "Nothing to take back" in call(app, "POST", more + "/undo", data={}).text
+    with state(config) as store:
+        assert store.feedback("ada@example.org") == {"2606.00467": "dislike"}
+    assert call(app, "GET", more + "/undo").status_code == 405  # a link scanner changes nothing
+
+
+def test_an_unsubscribed_reader_is_told_feedback_counts_only_if_they_come_back(config):
+    with state(config) as store:
+        store.set_unsubscribed("ada@example.org", True, now=NOW)
+    app = create_app(config, clock=lambda: NOW)
+    digest, _ = links(config)
+    more = path_of(digest.papers["2606.00467"].more)
+    assert "this counts only if you come back" in call(app, "GET", more).text
+    done = call(app, "POST", more, data={"confirm": "yes"})
+    assert "You are unsubscribed: if you come back" in done.text
+    assert "from the next one on" not in done.text
+
+
+def test_a_state_that_cannot_be_used_is_a_503_with_retry_after_never_a_500(config, caplog):
+    config.digest.state.path.write_bytes(b"this is not a SQLite file" * 100)
+    app = create_app(config, clock=lambda: NOW)
+    digest, unsub = links(config)
+    more = path_of(digest.papers["2606.00467"].more)
+    with caplog.at_level("INFO", logger="digest"):
+        for method, path, data in (
+            ("POST", more, {"confirm": "yes"}),
+            ("GET", more, None),
+            ("POST", unsub, ONE_CLICK),
+            ("GET", path_of(digest.view), None),
+        ):
+            response = call(app, method, path, data=data)
+            assert response.status_code == 503, path
+            assert response.headers["retry-after"] == "5"
+            assert "nothing was changed" in response.text
+            assert response.headers["content-security-policy"] == CSP
+    assert "Traceback" not in caplog.text
+    assert "the state is not available" in caplog.text
+
+
+def test_requests_past_the_in_flight_cap_get_a_503(config):
+    """The Guard answers 503 past max_in_flight requests at once (open connections do not
+    count: digest.web.protocol)."""
+    from digest.web.guard import Guard
+    from digest.web.pages import busy, too_many
+
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow(scope, receive, send):
+        entered.set()
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    guard = Guard(slow, limiter=RateLimiter(), too_many=too_many, busy=busy, max_in_flight=1)
+
+    async def go():
+        transport = httpx.ASGITransport(app=guard)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+            first = asyncio.ensure_future(http.get("/"))
+            await entered.wait()
+            second = await http.get("/")
+            release.set()
+            return await first, second
+
+    first, second = asyncio.run(go())
+    assert first.status_code == 200 and second.status_code == 503
+    assert second.headers["retry-after"] == "1"

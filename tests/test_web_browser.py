@@ -75,11 +75,18 @@ def test_a_feedback_link_from_a_mail_confirm_click_thanks(world):
         expect(page.get_by_role("heading", level=1)).to_have_text("Thanks, noted")
         assert page.url == more  # the POST went to the same signed URL: no redirect
         page.screenshot(path=str(ARTIFACTS / "feedback-2-thanks.png"), full_page=True)
+        with Store.open(world.config.digest.state) as store:
+            [(paper_id, kind)] = store.feedback("ada@example.org").items()
+        assert kind == "like"
+        assert more in html_of(ada) and paper_id in html_of(ada)
+
+        page.get_by_role("button", name="Undo").click()  # a POST to {more}/undo
+        expect(page.get_by_role("heading", level=1)).to_have_text("Taken back")
+        assert page.url == more + "/undo"
+        page.screenshot(path=str(ARTIFACTS / "feedback-3-taken-back.png"), full_page=True)
         assert page.console_errors == []
     with Store.open(world.config.digest.state) as store:
-        [(paper_id, kind)] = store.feedback("ada@example.org").items()
-    assert kind == "like"
-    assert more in html_of(ada) and paper_id in html_of(ada)
+        assert store.feedback("ada@example.org") == {}
 
 
 def test_unsubscribe_view_and_a_bad_link_in_chromium(world, smtp_server):

@@ -3,6 +3,12 @@ that real runs sent to the real SMTP server."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -15,6 +21,7 @@ from digest.status import render_status
 from digest.store import Store
 from digest.web.guard import CSP, RateLimiter
 from digest.web.server import WebServerError, bind_socket, serve_web
+from digest.web.tokens import make_token
 from tests.support.run import deps
 from tests.support.webtools import (
     DAY1,
@@ -128,6 +135,45 @@ def test_forged_tampered_and_other_readers_tokens_are_refused(world, smtp_server
         assert list(store.unsubscribed()) == ["bob@example.org"]
 
 
+def test_readers_added_after_the_server_started_get_working_links_and_removed_ones_keep_them(
+    world, smtp_server
+):
+    """The app started with Ada and Bob. Then the config changes under it (Ada removed, Cyd
+    added: what a SIGHUP makes the daemon send by, while its web side keeps the config it
+    started with) and a run sends Cyd her first digest. Every link in every mail works: Cyd's
+    (one-click unsubscribe per RFC 8058, view, feedback) and Ada's old ones, also after a
+    restart with the new config. A forged reader is still refused."""
+    world.day(1, world.items[:12])
+    [ada] = world.mails_to("ada@example.org")
+    changed = world.config_for(["bob@example.org", "cyd@example.org"], name="changed.toml")
+    with running_server(world.config, world.sock), httpx.Client(timeout=10) as client:
+        report = world.day(2, world.items[12:24], config=changed)
+        assert {s.email: s.status for s in report.subscribers}["cyd@example.org"] == "sent"
+        [cyd] = world.mails_to("cyd@example.org")
+        [view] = set(links_with_prefix(html_of(cyd), world.base + "/v/"))
+        page = client.get(view)
+        assert page.status_code == 200 and page.text == html_of(cyd)
+        more = links_with_prefix(html_of(cyd), world.base + "/f/")[0]
+        assert client.get(more).status_code == 200
+        assert client.post(more, data={"confirm": "yes"}).status_code == 200
+        unsubscribed = one_click(list_unsubscribe_https(cyd))
+        assert unsubscribed.status_code == 200 and "c…@example.org" in unsubscribed.text
+        # Ada is no longer in the config; the mail she got still unsubscribes her.
+        assert one_click(list_unsubscribe_https(ada)).status_code == 200
+        stranger = make_token(SECRET.encode(), "unsubscribe", "eve@example.org")
+        assert one_click(f"{world.base}/u/{stranger}").status_code == 404
+    with Store.open(world.config.digest.state) as store:
+        assert set(store.unsubscribed()) == {"ada@example.org", "cyd@example.org"}
+        assert len(store.feedback("cyd@example.org")) == 1
+    # Restarted with the new config, which has no Ada: her links still work.
+    ada_view = links_with_prefix(html_of(ada), world.base + "/v/")[0]
+    resubscribe = list_unsubscribe_https(ada) + "/resubscribe"
+    with running_server(changed, bind_socket(changed.web)), httpx.Client(timeout=10) as client:
+        assert client.get(ada_view).text == html_of(ada)
+        assert "Welcome back" in client.post(resubscribe, data={}).text
+        assert one_click(list_unsubscribe_https(ada)).status_code == 200
+
+
 def test_hardening_over_the_wire(world):
     world.day(1, world.items[:4])
     [ada] = world.mails_to("ada@example.org")
@@ -226,6 +272,7 @@ def test_serve_and_check_without_the_secret_say_how_to_fix_it(world, monkeypatch
         assert result.exit_code == 2, (args, result.output)
         assert "DIGEST_WEB_SECRET is not set" in result.output
         assert "secrets.token_urlsafe" in result.output
+        assert "listening" not in result.output and "serving" not in result.output
     with pytest.raises(ConfigError):
         asyncio.run(serve_web(world.config, stop=asyncio.Event()))
     monkeypatch.setenv("DIGEST_WEB_SECRET", SECRET)
@@ -234,35 +281,64 @@ def test_serve_and_check_without_the_secret_say_how_to_fix_it(world, monkeypatch
 
 
 def test_digest_serve_runs_the_app_until_stopped(world, tmp_path):
-    """`digest serve` in a real process: answers, then stops on SIGTERM."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
+    """`digest serve` in a real process: binds, says where it listens (one line), logs one
+    line per request without -v (never a token), and exits 0 on SIGTERM after a graceful stop,
+    as `digest run` does."""
     port = world.sock.getsockname()[1]
     world.sock.close()  # `digest serve` binds it itself
+    world.day(1, world.items[:4])
+    [ada] = world.mails_to("ada@example.org")
+    unsub = list_unsubscribe_https(ada)
+    token = unsub.rsplit("/", 1)[1]
+    proc = serve_process(world.config.path)
+    try:
+        wait_until_serving(proc, port)
+        assert httpx.get(unsub, timeout=10).status_code == 200
+        assert httpx.get(unsub + "/", timeout=10).status_code == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert (
+        out == f"listening on http://127.0.0.1:{port} for the links in the digests (Ctrl-C stops)\n"
+    )
+    assert "127.0.0.1 GET /healthz 200" in err
+    assert "127.0.0.1 GET /u/… 200" in err and "127.0.0.1 GET /u/…/ 404" in err
+    assert token not in err and token[:12] not in err and "Traceback" not in err
+
+
+def test_digest_serve_fails_before_saying_it_serves(world):
+    """A port in use: one error line and exit 1, and no line claiming to serve."""
+    port = world.sock.getsockname()[1]
+    world.sock.listen()  # the port is taken
+    proc = serve_process(world.config.path)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert out == ""
+    assert err == (
+        f"digest: error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(fix: stop what uses that port, or change [web] listen)\n"
+    )
+
+
+def serve_process(config_path) -> subprocess.Popen[str]:
     env = {**os.environ, "DIGEST_WEB_SECRET": SECRET}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "digest", "serve", "-c", str(world.config.path)],
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", "serve", "-c", str(config_path)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        for _ in range(500):
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.communicate()
-                time.sleep(0.02)
-        assert response.status_code == 200
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    assert proc.returncode in (0, -signal.SIGTERM), err
-    assert f"serving {world.base} on http://127.0.0.1:{port}" in out
-    assert "/u/" not in err and "/f/" not in err
+
+
+def wait_until_serving(proc: subprocess.Popen[str], port: int) -> None:
+    for _ in range(500):
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            assert response.status_code == 200
+            return
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+    raise AssertionError("digest serve did not answer")

@@ -17,6 +17,8 @@ from digest.web.tokens import (
     make_token,
     read_token,
     require_secret,
+    subscriber_ref,
+    token_ref,
 )
 
 SECRET = b"s" * 40
@@ -113,6 +115,59 @@ def test_a_reader_no_longer_configured_is_refused():
     token = make_token(SECRET, "unsubscribe", "gone@example.org")
     with pytest.raises(InvalidToken):
         read_token(SECRET, token, ("unsubscribe",), known())
+
+
+def test_token_ref_names_the_reader_of_a_well_formed_token_only():
+    token = make_token(SECRET, "unsubscribe", "cyd@example.org")
+    assert token_ref(token, ("unsubscribe",)) == subscriber_ref(SECRET, "cyd@example.org")
+    assert token_ref(token, ("more", "less")) is None  # another purpose
+    assert token_ref(token[:20], ("unsubscribe",)) is None
+    assert token_ref("A" * 40, ("unsubscribe",)) is None  # bad version byte
+
+
+def test_the_reader_index_learns_the_readers_the_state_registers(tmp_path: Path):
+    """Config readers keep their spelling; state readers are learnt from where the last look
+    ended; a state replaced under the app is read whole (at most once a minute); nobody is
+    forgotten."""
+    from datetime import UTC, datetime
+
+    from digest.store import Store
+    from digest.web.readers import FULL_READ_SECONDS, ReaderIndex
+
+    now = datetime(2026, 6, 12, tzinfo=UTC)
+    ticks = [0.0]
+    state = tmp_path / "state.sqlite3"
+    index = ReaderIndex(SECRET, ["Bob@Example.org"], clock=lambda: ticks[0])
+
+    def ref(email: str) -> bytes:
+        return subscriber_ref(SECRET, email)
+
+    index.learn_from(None, ref("cyd@example.org"))  # no state yet
+    with Store.open(state) as store:
+        store.register_subscribers(["bob@example.org", "Cyd@example.org"], now=now, lookback_days=1)
+        assert store.reader_emails() == (["bob@example.org", "cyd@example.org"], 2)
+        assert store.reader_emails(1) == (["cyd@example.org"], 2)
+        assert store.reader_emails(2) == ([], 2)
+        assert index.lookup(ref("cyd@example.org")) is None
+        index.learn_from(store, ref("cyd@example.org"))
+        assert index.lookup(ref("cyd@example.org")) == "cyd@example.org"
+        assert index.lookup(ref("bob@example.org")) == "Bob@Example.org"
+        store.set_unsubscribed("dan@example.org", True, now=now)  # a row of its own
+        index.learn_from(store, ref("dan@example.org"))
+        assert index.lookup(ref("dan@example.org")) == "dan@example.org"
+    assert len(index) == 3
+    # The state deleted and made anew (its positions start again, and its inode may be the
+    # old one's): the whole list is read once the last full read is a minute old.
+    for leftover in tmp_path.glob("state.sqlite3*"):
+        leftover.unlink()
+    with Store.open(state) as store:
+        store.register_subscribers(["eve@example.org"], now=now, lookback_days=1)
+        index.learn_from(store, ref("eve@example.org"))
+        assert index.lookup(ref("eve@example.org")) is None  # read whole at 0 s already
+        ticks[0] = FULL_READ_SECONDS
+        index.learn_from(store, ref("eve@example.org"))
+        assert index.lookup(ref("eve@example.org")) == "eve@example.org"
+    assert index.lookup(ref("cyd@example.org")) == "cyd@example.org"  # links out keep working
 
 
 def test_subjects_that_cannot_go_into_a_link_are_refused_when_made():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -35,12 +34,25 @@ THREADS = 2  # the machine is shared; more threads gain little on a model this s
 BATCH_TOKENS = 256
 
 
-class TextEmbedder(Protocol):
-    """What ranking needs of a model: its name (stored with each vector) and `embed`."""
+class EmbeddingModel(Protocol):
+    """The embedding model as the ranking uses it: in this process (`Embedder`) or in a process
+    of its own (embed_process.EmbedderProcess, what a run uses)."""
 
-    name: str
+    name: str  # stored with each vector: another model means embedding again
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def ready(self) -> None:
+        """Wait until the model can embed. Raises ModelUnavailable (the run ranks by keywords)."""
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Start on these texts now (or not): the next `embed` of the same texts returns their
+        vectors; the caller does other work meanwhile."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised float32 vectors, (len(texts), DIMENSION). Raises what the runtime raises."""
+        ...
+
+    def close(self) -> None:
+        """Free the model (and its process)."""
 
 
 class ModelUnavailable(Exception):
@@ -48,7 +60,8 @@ class ModelUnavailable(Exception):
 
 
 class Embedder:
-    """Texts -> normalised float32 vectors (n, 384)."""
+    """The model in this process: texts -> normalised float32 vectors (n, 384). Loading it
+    takes about a second and 80 MB; a run uses it in a process of its own (embed_process)."""
 
     name = MODEL_NAME
 
@@ -81,13 +94,20 @@ class Embedder:
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.no_padding()
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self.calls = 0  # texts embedded, for tests and benchmarks
+
+    def ready(self) -> None:
+        """Loaded already (the constructor raises ModelUnavailable)."""
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Nothing to start ahead in this process: `embed` does the work."""
+
+    def close(self) -> None:
+        """Nothing held beyond the object itself."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         if not texts:
             return out
-        self.calls += len(texts)
         encodings = self._tokenizer.encode_batch(list(texts))
         # Similar lengths together: less padding, less work.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
@@ -116,19 +136,6 @@ class Embedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         normalised: np.ndarray = out / np.maximum(norms, 1e-12)
         return normalised
-
-
-_lock = threading.Lock()
-_loaded: Embedder | None = None
-
-
-def load_embedder() -> Embedder:
-    """The process's embedder, loaded once. Raises ModelUnavailable."""
-    global _loaded
-    with _lock:
-        if _loaded is None:
-            _loaded = Embedder()
-        return _loaded
 
 
 def paper_text(title: str, abstract: str) -> str:

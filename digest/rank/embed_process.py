@@ -1,6 +1,6 @@
 """The embedding model in a process of its own, for the length of one run.
 
-    model = EmbedderProcess()   # starts loading now, while the run fetches its sources
+    model = start_model_process()   # starts loading now, while the run fetches its sources
     model.ready()               # waits for it; ModelUnavailable if it cannot load
     model.prefetch(texts)       # optional: starts on them, returns at once
     model.embed(texts)          # like Embedder.embed (collects a prefetch of the same texts)
@@ -33,8 +33,19 @@ class EmbedFailed(Exception):
     """The model process failed to embed (it raised, or it is gone)."""
 
 
+def start_model_process(model_dir: Path = MODEL_DIR) -> EmbedderProcess:
+    """The shipped model, loading in a process of its own from now on: what a run ranks with.
+    Raises ModelUnavailable when the process cannot even start; a model that cannot load says
+    so at `ready()`, which the ranking calls (and then ranks by keywords, with a warning)."""
+    try:
+        return EmbedderProcess(model_dir)
+    except OSError as exc:
+        raise ModelUnavailable(f"cannot start the model process: {exc}") from None
+
+
 class EmbedderProcess:
-    """An Embedder served by a child process; one request at a time (threads share it)."""
+    """An Embedder served by a child process; one request at a time (threads share it).
+    Implements embed.EmbeddingModel."""
 
     name = MODEL_NAME
 
@@ -51,7 +62,6 @@ class EmbedderProcess:
         self._problem: str | None = None  # why the model cannot be used, once known
         self._loaded = False
         self._ahead: list[str] | None = None  # texts sent by prefetch, their vectors not read
-        self.calls = 0  # texts embedded, for tests and benchmarks
         self.requests = 0  # lists of texts sent to the child
 
     def ready(self) -> None:
@@ -112,7 +122,6 @@ class EmbedderProcess:
                 raise EmbedFailed("the model process ended") from None
         if kind != "ok":
             raise EmbedFailed(result)
-        self.calls += len(texts)
         vectors: np.ndarray = result
         return vectors
 

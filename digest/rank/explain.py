@@ -7,13 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+
 from digest.clock import utc_now
 from digest.config import Config, Subscriber
 from digest.errors import UsageError
 from digest.ids import normalise_arxiv_id
 from digest.models import Paper, RankedPaper
-from digest.rank.embed import TextEmbedder
-from digest.rank.ranker import Ranker, Scored, Scoring
+from digest.rank.embed import EmbeddingModel
+from digest.rank.ranker import Ranker, Scored, Scoring, evidence
 from digest.store import Store
 
 
@@ -37,10 +39,10 @@ def explain_paper(
     paper_id: str,
     email: str,
     *,
-    model: TextEmbedder | None = None,
+    model: EmbeddingModel | None,
     now: datetime | None = None,
 ) -> Explanation:
-    """`model`: the embedding model (None: keywords only)."""
+    """`model`: the embedding model, started (and closed) by the caller; None: keywords only."""
     sub = config.subscriber(email)
     key = normalise_arxiv_id(paper_id) or paper_id.strip()
     now = now or utc_now()
@@ -58,11 +60,11 @@ def explain_paper(
         new = any(p.id == key for p in candidates)
         if not new:
             candidates = _same_day(store, key)
-        ranker = Ranker.for_run(store, candidates, subscribers=[sub], embedder=model)
+        ranker = Ranker.for_run(store, candidates, model=model, subscribers=[sub])
         try:
             scoring = ranker.score(candidates, sub, store.feedback(sub.email))
         finally:
-            ranker.close()  # what follows reads the scoring, never the model
+            ranker.close()  # what follows reads the scoring, never the state
     position = next(i for i, x in enumerate(scoring.ranked) if x.paper.id == key)
     scored = scoring.ranked[position]
     in_digest = position < scoring.kept
@@ -75,7 +77,7 @@ def explain_paper(
         in_digest=in_digest,
         verdict=_verdict(ranker, scoring, scored, position, in_digest),
         cut_score=scoring.ranked[scoring.kept - 1].score if scoring.kept else None,
-        model=ranker.embedder is not None,
+        model=ranker.model is not None,
     )
 
 
@@ -88,16 +90,23 @@ def _verdict(ranker: Ranker, scoring: Scoring, scored: Scored, position: int, ke
             t.label for t in scoring.profile.excludes if ranker.index.hits(t).spans.get(scored.row)
         ]
         return f"removed: it contains the excluded {', '.join(repr(w) for w in hits)}"
-    if scored.authors:
-        return "in: a followed author wrote it (always makes the cut)"
+    if scored.authors and kept:
+        return "in: a followed author wrote it (they come first, within max_papers)"
     if kept:
         verdict = f"in: #{position + 1} of max_papers {scoring.limit}"
         if not scoring.by_upvotes:
             verdict += f", score {scored.score:.3f} >= min_score {scoring.min_score:.2f}"
         return verdict
-    if not scoring.by_upvotes and (scored.score < scoring.min_score or scored.score <= 0):
-        return f"out: score {scored.score:.3f} is below min_score {scoring.min_score:.2f}"
+    if not scoring.by_upvotes and not scored.authors:
+        if scored.score < scoring.min_score:
+            return f"out: score {scored.score:.3f} is below min_score {scoring.min_score:.2f}"
+        if not _has_evidence(scored):
+            return "out: nothing in it matches the profile (no keyword, not close in meaning)"
     return f"out: #{position + 1}, beyond max_papers {scoring.limit}"
+
+
+def _has_evidence(scored: Scored) -> bool:
+    return bool(evidence({k: np.array([v]) for k, v in scored.parts.items()})[0])
 
 
 def _same_day(store: Store, paper_id: str) -> list[Paper]:

@@ -2,29 +2,36 @@
 
 Matching
     Text and terms are tokenised alike (digest.rank.text): folded, stemmed, so "networks"
-    matches "network" and "queries" "query". A term of several words is a phrase: its words
-    in order, nothing between but spaces, dashes, brackets or quotes (not across a comma or
-    a full stop). Hyphens and spaces do not matter: "pre-training" = "pre
+    matches "network" and "queries" "query" (but "useful" is not "use"). A term of several
+    words is a phrase, and matches only as a phrase, never through one of its words alone:
+    its words in order, with at most MAX_GAP words between them ("LLM-based agents" for
+    "LLM agents"), or a two-word phrase turned round over a small word ("use of tools" for
+    "tool use"); never across a comma or a full stop (only spaces, dashes, brackets or quotes
+    may separate its words). Hyphens and spaces do not matter: "pre-training" = "pre
     training" = "pretraining" (two adjacent words also count as their joined word). A word
     with two or more capitals ("LoRA", "GNN", "RL") is an acronym: it matches that spelling
     (plural "s" allowed), not the plain word ("lora"). A paper that defines an acronym
     ("graph neural networks (GNNs)") matches the long form and the acronym both ways within
     that paper. A term matches whole tokens only: "RL" is not in "URL" nor in "RLHF".
+    What a term can cost is bounded whatever its length: words past MAX_STEMMED letters are
+    not stemmed nor split, a term keeps its first MAX_TERM_WORDS words, and a paper's first
+    MAX_DEFINITIONS acronym definitions per field count.
 
 Score (BM25F)
     per field f (title, abstract): tf_f = matches; the field-weighted, length-normalised
     frequency  t = sum_f w_f * tf_f / (1 - b_f + b_f * len_f / avglen_f);
     term score = weight * idf * t / (k1 + t), idf over the indexed papers (the store's recent
-    papers, not only the day's). A phrase also gets partial credit for its words:
-    PARTIAL * the mean score of its words alone. The paper's lexical score sums its terms.
+    papers, not only the day's). The paper's lexical score sums its terms.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +39,7 @@ import numpy as np
 from digest.models import Paper
 from digest.rank.text import (
     FUNCTION_WORDS,
+    MAX_STEMMED,
     Token,
     acronym_key,
     fold,
@@ -43,6 +51,9 @@ from digest.rank.text import (
 
 FIELDS = ("title", "abstract")
 TITLE, ABSTRACT = 0, 1
+MAX_GAP = 2  # words a phrase may have between its words ("LLM-based agents")
+MAX_TERM_WORDS = 12  # a longer keyword is not a phrase anyone writes: the rest is ignored
+MAX_DEFINITIONS = 32  # "long form (ACRONYM)" definitions read per field of a paper
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,6 @@ class BM25F:
     abstract_weight: float = 1.0
     title_b: float = 0.3
     abstract_b: float = 0.75
-    partial: float = 0.3  # a phrase's words alone: this times their mean score (tuned)
 
 
 # A unit of matching: ("s", stem), ("a", acronym as written), ("c", joined stem of two
@@ -67,7 +77,6 @@ class Term:
     label: str
     weight: float
     variants: tuple[tuple[Unit, ...], ...]
-    words: tuple[Term, ...] = ()  # a phrase's content words, for partial credit
 
     @property
     def key(self) -> tuple[tuple[Unit, ...], ...]:
@@ -75,10 +84,10 @@ class Term:
 
 
 @functools.lru_cache(maxsize=8192)
-def compile_term(label: str, weight: float = 1.0, *, with_words: bool = True) -> Term | None:
+def compile_term(label: str, weight: float = 1.0) -> Term | None:
     """The compiled term. Cached: readers share terms, so a long list compiles its vocabulary
     once and its profiles hold shared Terms (frozen values), not copies."""
-    words = split_words(label)
+    words = split_words(label)[:MAX_TERM_WORDS]
     if not words:
         return None
     units: list[Unit] = [
@@ -91,21 +100,13 @@ def compile_term(label: str, weight: float = 1.0, *, with_words: bool = True) ->
         joined = fold("".join(words))
         variants += [(("s", stem(joined)),), *_split_variants(joined)]
         variants.append((("p", " ".join(u[1] for u in units)),))
-    parts: tuple[Term, ...] = ()
-    if with_words and len(words) > 1:
-        parts = tuple(
-            t
-            for w in words
-            if fold(w) not in FUNCTION_WORDS
-            and (t := compile_term(w, 1.0, with_words=False)) is not None
-        )
-    return Term(label=label, weight=weight, variants=tuple(variants), words=parts)
+    return Term(label=label, weight=weight, variants=tuple(variants))
 
 
 def _split_variants(word: str) -> list[tuple[Unit, ...]]:
     """A word written as two ("pre training", "pre-training"): each split with both parts
     of two letters or more, as indexed by _units."""
-    if not word.isalpha():
+    if not word.isalpha() or len(word) > MAX_STEMMED:
         return []
     return [(("c", word[:k] + stem(word[k:])),) for k in range(2, len(word) - 1)]
 
@@ -177,23 +178,9 @@ class Index:
             return cached
         starts: dict[tuple[int, int, int], int] = {}  # (doc, field, start) -> end position
         for variant in term.variants:
-            first, rest = variant[0], variant[1:]
-            for doc_index, f, pos in self.postings.get(first, ()):
-                at = self.docs[doc_index].units[f]
-                toks = self.docs[doc_index].tokens[f]
-                if all(
-                    pos + j + 1 < len(at) and u in at[pos + j + 1] and toks[pos + j + 1].joined
-                    for j, u in enumerate(rest)
-                ):
-                    end = pos + len(variant) - 1
-                    if first[0] == "c":
-                        end = pos + 1  # a joined pair spans two tokens
-                    elif first[0] == "p":
-                        end = pos  # the acronym standing for the phrase
-                    elif first[0] == "a" and not rest:  # maybe the long form of an acronym
-                        end = self.docs[doc_index].long_forms.get((f, pos), pos)
-                    key = (doc_index, f, pos)
-                    starts[key] = max(end, starts.get(key, end))
+            for doc_index, f, pos, end in self._variant_hits(variant):
+                key = (doc_index, f, pos)
+                starts[key] = max(end, starts.get(key, end))
         counts = np.zeros((len(self.docs), 2), dtype=np.float64)
         spans: dict[int, list[tuple[int, int, int]]] = {}
         for (doc_index, f, pos), end in starts.items():
@@ -203,6 +190,29 @@ class Index:
         hits = TermHits(counts, spans)
         self._cache[term.key] = hits
         return hits
+
+    def _variant_hits(self, variant: tuple[Unit, ...]) -> Iterator[tuple[int, int, int, int]]:
+        """(doc, field, first token, last token) of each place this variant matches."""
+        first, rest = variant[0], variant[1:]
+        for doc_index, f, pos in self.postings.get(first, ()):
+            doc = self.docs[doc_index]
+            if rest:
+                end = _phrase_end(doc.units[f], doc.tokens[f], pos, rest)
+                if end is not None:
+                    yield doc_index, f, pos, end
+            elif first[0] == "c":
+                yield doc_index, f, pos, pos + 1  # a joined pair spans two tokens
+            elif first[0] == "a":  # maybe the long form of an acronym
+                yield doc_index, f, pos, doc.long_forms.get((f, pos), pos)
+            else:  # a word, or ("p") the acronym standing for the phrase
+                yield doc_index, f, pos, pos
+        if len(variant) == 2 and all(u[0] == "s" for u in variant):
+            # Turned round over a small word: "use of tools" for "tool use".
+            for doc_index, f, pos in self.postings.get(variant[1], ()):
+                doc = self.docs[doc_index]
+                end = _turned_end(doc.units[f], doc.tokens[f], pos, variant[0])
+                if end is not None:
+                    yield doc_index, f, pos, end
 
     def _field_norm(self) -> np.ndarray:
         if self._norm is None:
@@ -225,11 +235,40 @@ class Index:
         return score
 
     def term_score(self, term: Term) -> np.ndarray:
-        score = self.bm25f(term)
-        if term.words:
-            words = np.mean([self.bm25f(w) for w in term.words], axis=0)
-            score = score + self.params.partial * words
-        return score * term.weight
+        return self.bm25f(term) * term.weight
+
+
+def _phrase_end(
+    at: list[list[Unit]], toks: list[Token], pos: int, rest: tuple[Unit, ...]
+) -> int | None:
+    """Where the phrase that starts at `pos` ends: each next unit within MAX_GAP words of
+    the one before (all of them together), the words joined (no comma or full stop between);
+    None when it does not match here."""
+    gap = MAX_GAP
+    for unit in rest:
+        for step in range(1, gap + 2):
+            nxt = pos + step
+            if nxt >= len(at) or not toks[nxt].joined:
+                return None
+            if unit in at[nxt]:
+                gap -= step - 1
+                pos = nxt
+                break
+        else:
+            return None
+    return pos
+
+
+def _turned_end(at: list[list[Unit]], toks: list[Token], pos: int, unit: Unit) -> int | None:
+    """Where "B of A" ends when `pos` holds B: A one or two words on, a small word between."""
+    for step in (2, 3):
+        nxt = pos + step
+        if nxt >= len(at) or not toks[nxt].joined or not toks[pos + step - 1].joined:
+            return None
+        between = toks[pos + 1 : nxt]
+        if unit in at[nxt] and any(t.norm in FUNCTION_WORDS for t in between):
+            return nxt
+    return None
 
 
 def _units(tokens: list[Token]) -> list[list[Unit]]:
@@ -268,9 +307,12 @@ def _add_definitions(
     pairs: dict[str, str] = {}  # acronym -> "stem stem ..."
     for f in (TITLE, ABSTRACT):
         toks = tokens[f]
-        for match in _DEFINITION.finditer(texts[f]):
-            before = [t for t in toks if t.end <= match.start()]
-            acronym = next((t.acronym for t in toks if t.start == match.start(1)), "")
+        ends = [t.end for t in toks]
+        starts = {t.start: t for t in toks}
+        for match in itertools.islice(_DEFINITION.finditer(texts[f]), MAX_DEFINITIONS):
+            before = toks[: bisect.bisect_right(ends, match.start())]
+            found = starts.get(match.start(1))
+            acronym = found.acronym if found is not None else ""
             if not acronym or not before:
                 continue
             long_form = _long_form(acronym, before)

@@ -23,9 +23,7 @@ def compile_profile(sub: Subscriber) -> Profile:
     terms = tuple(
         t for label, weight in sub.keywords.items() if (t := compile_term(label, float(weight)))
     )
-    excludes = tuple(
-        t for label in sub.exclude if (t := compile_term(label, 1.0, with_words=False))
-    )
+    excludes = tuple(t for label in sub.exclude if (t := compile_term(label, 1.0)))
     return Profile(
         terms=terms,
         excludes=excludes,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from digest.rank.embed import TextEmbedder
+from digest.rank.embed import EmbeddingModel
 from digest.rank.embed_store import (
     load_profile_vectors,
     save_profile_vectors,
@@ -38,9 +38,19 @@ AHEAD = 1024  # embedded vectors the thread may hold that the run has not saved 
 class ProfileVectors:
     """text -> vector. `get` waits for a text the background thread has not reached yet."""
 
-    def __init__(self, embedder: TextEmbedder, store: Store | None) -> None:
+    def __init__(
+        self,
+        embedder: EmbeddingModel,
+        store: Store | None,
+        *,
+        chunk: int = CHUNK,
+        save_every: int = SAVE_EVERY,
+        window: int = WINDOW,
+        ahead: int = AHEAD,
+    ) -> None:
         self.embedder = embedder
         self.store = store
+        self.chunk, self.save_every, self.window, self.ahead = chunk, save_every, window, ahead
         self._vectors: dict[str, np.ndarray] = {}  # a window of stored ones, and unsaved ones
         self._unsaved: list[str] = []
         self._order: list[str] = []  # the texts in the order readers come up
@@ -75,13 +85,13 @@ class ProfileVectors:
 
     def _work(self, todo: list[str]) -> None:
         try:
-            for start in range(0, len(todo), CHUNK):
+            for start in range(0, len(todo), self.chunk):
                 with self._ready:
-                    while len(self._unsaved) >= AHEAD and not self._closed.is_set():
+                    while len(self._unsaved) >= self.ahead and not self._closed.is_set():
                         self._ready.wait()
                 if self._closed.is_set():
                     return
-                chunk = todo[start : start + CHUNK]
+                chunk = todo[start : start + self.chunk]
                 vectors = self.embedder.embed(chunk)
                 with self._ready:
                     self._vectors.update(zip(chunk, vectors, strict=True))
@@ -103,7 +113,7 @@ class ProfileVectors:
                 and self._thread is not None
                 and self._thread.is_alive()
             ):
-                if len(self._unsaved) >= AHEAD:  # the thread waits for a save: never both wait
+                if len(self._unsaved) >= self.ahead:  # the thread waits for a save: never both wait
                     self.save()
                 self._ready.wait()
             if self.failed is not None:
@@ -116,16 +126,16 @@ class ProfileVectors:
             with self._ready:
                 self._vectors[text] = vector
                 self._unsaved.append(text)
-        if len(self._unsaved) >= SAVE_EVERY:
+        if len(self._unsaved) >= self.save_every:
             self.save()
         return vector
 
     def _read_window(self, start: int) -> dict[str, np.ndarray]:
-        """Read back the stored vectors of the WINDOW texts from `start` on, in place of the
+        """Read back the stored vectors of the `window` texts from `start` on, in place of the
         window read before (unsaved vectors stay)."""
         assert self.store is not None
         loaded = load_profile_vectors(
-            self.store, self._order[start : start + WINDOW], self.embedder.name
+            self.store, self._order[start : start + self.window], self.embedder.name
         )
         with self._ready:
             unsaved = set(self._unsaved)

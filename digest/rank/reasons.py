@@ -9,25 +9,19 @@ from digest.rank.lexical import FIELDS, Index, Term
 
 
 def term_reasons(index: Index, row: int, terms: Sequence[Term]) -> list[Reason]:
-    """One reason per (term, field) that matched, with the spellings found in that field.
-    A phrase that did not match whole but whose words did says which words."""
+    """One reason per (term, field) that matched, with the spellings found in that field."""
     doc = index.docs[row]
     texts = (doc.paper.title, doc.paper.abstract)
     out: list[Reason] = []
     for term in terms:
         spans = index.hits(term).spans.get(row)
         if spans:
-            out += _by_field(spans, texts, term.label, term.label)
-            continue
-        for word in term.words:
-            word_spans = index.hits(word).spans.get(row)
-            if word_spans:
-                out += _by_field(word_spans, texts, word.label, f"{word.label} (of “{term.label}”)")
+            out += _by_field(spans, texts, term.label)
     return out
 
 
 def _by_field(
-    spans: list[tuple[int, int, int]], texts: tuple[str, str], label: str, shown: str
+    spans: list[tuple[int, int, int]], texts: tuple[str, str], shown: str
 ) -> list[Reason]:
     out: list[Reason] = []
     for f, where in enumerate(FIELDS):
@@ -44,10 +38,15 @@ def author_reasons(authors: Sequence[str]) -> list[Reason]:
     return [Reason("author", f"by {name}, whom you follow", (name,), "authors") for name in authors]
 
 
-def like_reason(liked: Paper | None) -> list[Reason]:
-    if liked is None:
+def like_reason(liked: Sequence[Paper]) -> list[Reason]:
+    """The liked papers (one or two, closest first) this one is close to."""
+    if not liked:
         return []
-    return [Reason("like", f"close to a paper you liked: “{liked.title}”")]
+    titles = " and ".join(f"“{p.title}”" for p in liked)
+    what = "a paper" if len(liked) == 1 else "papers"
+    return [
+        Reason("like", f"close to {what} you liked: {titles}", terms=tuple(p.title for p in liked))
+    ]
 
 
 def meaning_reason() -> list[Reason]:

@@ -3,7 +3,10 @@
 A token is a run of letters and digits ("C++" and "C#" keep their sign). Each token has:
     norm     folded form: accents removed (NFKD), casefolded
     stem     Snowball English stem of `norm` (a few irregular plurals first: analyses ->
-             analysis, matrices -> matrix), so "networks" = "network" and "queries" = "query"
+             analysis, matrices -> matrix), so "networks" = "network" and "queries" = "query";
+             but a suffix that changes the meaning keeps the word apart ("useful" is not
+             "use", "reasonable" not "reason"), and a word longer than MAX_STEMMED is its own
+             stem (no input makes matching slow: the stemmer is not linear in the word)
     acronym  for a token with at least two capitals ("LLM", "LoRA", "GNNs"): its spelling as
              written, without a plural "s" ("GNNs" -> "GNN"); else "". A profile term that is
              such an acronym matches by this key, so case counts: "LoRA" is not "lora".
@@ -49,15 +52,28 @@ def fold(text: str) -> str:
     return text.casefold().replace("\u00ad", "")
 
 
+# Longer words are not stemmed (no English word is this long; a pasted blob must not cost
+# the stemmer's worse-than-linear time).
+MAX_STEMMED = 40
+# Suffixes Snowball removes though they change the meaning: the word keeps them in its stem
+# ("useful" -> "use+ful"), so "tool use" never matches "useful" and "reasoning" not "reasonable".
+_DERIVATIONAL = ("fulness", "fully", "ful", "lessness", "lessly", "less", "able", "ably", "ible")
+
+
 @functools.lru_cache(maxsize=200_000)
 def stem(norm: str) -> str:
     """The stem of a folded word. Words with digits or signs are their own stem."""
-    if not norm.isalpha():
+    if not norm.isalpha() or len(norm) > MAX_STEMMED:
         return norm
     norm = _IRREGULAR.get(norm, norm)
     if norm.endswith(("yses", "theses")):  # analyses, hypotheses, syntheses
         norm = norm[:-2] + "is"
-    return str(_STEMMER.stemWord(norm))
+    stemmed = str(_STEMMER.stemWord(norm))
+    for suffix in _DERIVATIONAL:
+        base = norm[: -len(suffix)]
+        if norm.endswith(suffix) and len(base) >= 3 and _STEMMER.stemWord(base) == stemmed:
+            return f"{stemmed}+{suffix}"
+    return stemmed
 
 
 def acronym_key(surface: str) -> str:

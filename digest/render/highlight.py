@@ -19,22 +19,24 @@ _CLOSE = Markup("</mark>")
 _START, _END = "\x0e", "\x0f"  # control characters: digest.render.clean removes them
 
 
-def mark_terms(text: str, terms: Iterable[str]) -> Markup:
+def mark_terms(text: str, terms: Iterable[str], *, exact: bool = False) -> Markup:
     """`text` escaped, with each case-insensitive occurrence of a term in <mark>.
 
     A term matches at the start of a word and marks the rest of that word too ("Language
     Model" marks "Language Models", "agent" marks "agents"), so a stemmed or profile spelling
     still marks what the reader sees; it never matches inside a word ("RL" in "URL").
+    `exact`: the terms are the spellings the ranking found, marked as whole words only ("use"
+    never marks "useful").
     """
-    return _marked(text, frozenset(t.strip() for t in terms if t.strip()))
+    return _marked(text, frozenset(t.strip() for t in terms if t.strip()), exact)
 
 
 @functools.lru_cache(maxsize=4096)
-def _marked(text: str, terms: frozenset[str]) -> Markup:
+def _marked(text: str, terms: frozenset[str], exact: bool = False) -> Markup:
     """Cached: readers who match a paper mostly match it on the same few terms."""
     if _START in text or _END in text:  # never from cleaned text; kept out all the same
         text = text.replace(_START, "").replace(_END, "")
-    spans = _spans(text, terms)
+    spans = _spans(text, terms, exact)
     if not spans:
         return escape(text)
     # Marked with two characters cleaned text never holds, escaped in one call, then the
@@ -49,7 +51,7 @@ def _marked(text: str, terms: frozenset[str]) -> Markup:
     return Markup(escaped.replace(_START, _OPEN).replace(_END, _CLOSE))
 
 
-def _spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
+def _spans(text: str, terms: frozenset[str], exact: bool) -> list[tuple[int, int]]:
     """Where the terms match, leftmost first, the longest at a place, none overlapping.
 
     One compiled pattern per term, shared by every reader: a pattern per set of terms would be
@@ -58,7 +60,7 @@ def _spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
     found = sorted(
         (match.start(), -match.end())
         for term in terms
-        for match in _pattern(term).finditer(text)
+        for match in _pattern(term, exact).finditer(text)
         if match.end() > match.start()
     )
     spans: list[tuple[int, int]] = []
@@ -69,8 +71,8 @@ def _spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _pattern(term: str) -> re.Pattern[str]:
+def _pattern(term: str, exact: bool = False) -> re.Pattern[str]:
     body = re.escape(term).replace(r"\ ", r"\s+")
     head = r"(?<!\w)" if re.match(r"\w", term) else ""
-    tail = r"\w*" if re.search(r"\w$", term) else ""
+    tail = (r"(?!\w)" if exact else r"\w*") if re.search(r"\w$", term) else ""
     return re.compile(head + body + tail, re.IGNORECASE)

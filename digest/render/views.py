@@ -25,6 +25,9 @@ MAX_AUTHORS = 4  # then "et al."
 ABSTRACT_CHARS = 300  # the abstract is cut near here, at a sentence end
 LIST_TITLE_CHARS = 90  # titles in the numbered list at the top
 TRENDING_LINE_CHARS = 140
+WHY_CHARS = 64  # the "Why:" line: one line on a phone
+WHY_TERMS = 3
+LIKED_TITLE_CHARS = 32
 _HIGHLIGHTED = ("title", "abstract")
 
 
@@ -111,21 +114,24 @@ class Why:
     title_terms: tuple[str, ...]
     abstract_terms: tuple[str, ...]
     followed: frozenset[str]  # casefolded names of followed authors
+    exact: bool = False  # the terms are spellings the ranking found: mark whole words only
 
 
 def why(ranked: RankedPaper, paper: CleanPaper) -> Why:
     """From the ranking's reasons; without them (an older ranker), from `matched`."""
     followed = frozenset(clean(a, 120).casefold() for a in ranked.followed_authors)
     if ranked.reasons:
-        texts: list[str] = []
         terms: dict[str, list[str]] = {"title": [], "abstract": []}
         for reason in ranked.reasons:
-            text = clean(reason.text, 120)
-            if text and text not in texts:
-                texts.append(text)
             if reason.where in _HIGHLIGHTED:
                 terms[reason.where] += [clean(t, 120) for t in reason.terms]
-        return Why(" · ".join(texts), tuple(terms["title"]), tuple(terms["abstract"]), followed)
+        return Why(
+            why_line(ranked),
+            tuple(terms["title"]),
+            tuple(terms["abstract"]),
+            followed,
+            exact=True,
+        )
     parts: list[str] = []
     seen: set[str] = set()
     title, abstract = paper.title.casefold(), paper.abstract.casefold()
@@ -144,6 +150,29 @@ def why(ranked: RankedPaper, paper: CleanPaper) -> Why:
             parts.append(label)
     terms_ = tuple(t for t in matched if t and t.casefold() not in followed)
     return Why(" · ".join(parts), terms_, terms_, followed)
+
+
+def why_line(ranked: RankedPaper) -> str:
+    """One short line (it fits a phone's width): the keywords found, each once, then what
+    else spoke for the paper: "LLM agents, benchmark · like “WebChallenger: A Reliable…”"."""
+    found: list[str] = []
+    more: list[str] = []
+    for reason in ranked.reasons:
+        if reason.kind == "term":
+            for label in clean(reason.text, 120).split(": ", 1)[-1].split(", "):
+                if label and label.casefold() not in {f.casefold() for f in found}:
+                    found.append(label)
+        elif reason.kind == "like" and reason.terms:
+            more.append(f"like “{trim(clean(reason.terms[0], 120), LIKED_TITLE_CHARS)}”")
+        elif reason.kind == "meaning" and not found:
+            more.append("close in meaning to your keywords")
+        elif reason.kind == "author":
+            more.append(f"by {trim(clean(reason.terms[0] if reason.terms else '', 60), 30)}")
+        elif reason.kind == "upvotes":
+            more.append(trim(clean(reason.text, 60), 30))
+    parts = [", ".join(found[:WHY_TERMS])] if found else []
+    parts += list(dict.fromkeys(more))
+    return trim(" · ".join(parts), WHY_CHARS)
 
 
 @dataclass(frozen=True)
@@ -212,7 +241,7 @@ def entry(paper: CleanPaper, reasons: Why, links: PaperLinks, level: Level) -> E
     return Entry(
         id=paper.id,
         title=paper.title,
-        title_html=mark_terms(paper.title, reasons.title_terms),
+        title_html=mark_terms(paper.title, reasons.title_terms, exact=reasons.exact),
         url=paper.url,
         page="" if any(link.url == paper.url for link in paper.links) else paper.url,
         meta=meta,
@@ -221,7 +250,7 @@ def entry(paper: CleanPaper, reasons: Why, links: PaperLinks, level: Level) -> E
         summary=paper.summary if level.summary else "",
         why=reasons.line,
         abstract=abstract,
-        abstract_html=mark_terms(abstract, reasons.abstract_terms),
+        abstract_html=mark_terms(abstract, reasons.abstract_terms, exact=reasons.exact),
         abstract_cut=cut,
         links=list(paper.links) if level.buttons else [],
         more_like_this=safe_url(links.more),

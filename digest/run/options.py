@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from digest.deliver import Mailer
     from digest.location import StateLocation
-    from digest.rank.embed import TextEmbedder
+    from digest.rank.embed import EmbeddingModel
     from digest.store import Store
 
 
@@ -94,7 +94,7 @@ class _Shipped(Enum):
 
 # The embedding model digest ships, started in its own process for the run (the default).
 SHIPPED_MODEL = _Shipped.MODEL
-ModelFactory = Callable[[], "TextEmbedder | None"]
+ModelFactory = Callable[[], "EmbeddingModel | None"]
 
 
 @dataclass(frozen=True)

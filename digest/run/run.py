@@ -30,8 +30,8 @@ from digest.mailbuild import MailBuilder
 from digest.models import DigestLinks
 from digest.plan import TRENDING, RunContext
 from digest.rank import Ranker, run_papers
-from digest.rank.embed import ModelUnavailable, TextEmbedder
-from digest.rank.ranker import close_model, load_embedder
+from digest.rank.embed import EmbeddingModel, ModelUnavailable
+from digest.rank.embed_process import start_model_process
 from digest.run.claims import Claims, new_worker_id, register
 from digest.run.gather import Gathered, gather_papers
 from digest.run.options import SHIPPED_MODEL, Deps, RunOptions
@@ -116,7 +116,8 @@ async def run_digest(
         stack.callback(builder.close)
         builder.start(config.digest.templates)
         model = start_model(deps)  # in its own process, loading while the sources are fetched
-        stack.callback(close_model, model)
+        if model is not None:
+            stack.callback(model.close)
         try:
             if options.dry_run:
                 store.seal_interrupted(now=started)  # what the claims would seal, on the copy
@@ -220,10 +221,10 @@ def _claims(stack: AsyncExitStack, store: Store, options: RunOptions, deps: Deps
     return claims
 
 
-def start_model(deps: Deps) -> TextEmbedder | None:
+def start_model(deps: Deps) -> EmbeddingModel | None:
     """The run's embedding model, starting to load now; None ranks by keywords (with one
     warning when the model was wanted but cannot start)."""
-    factory = load_embedder if deps.model is SHIPPED_MODEL else deps.model
+    factory = start_model_process if deps.model is SHIPPED_MODEL else deps.model
     if factory is None:
         return None
     try:
@@ -261,7 +262,7 @@ def _context(
     now: datetime,
     gathered: Gathered,
     due: Sequence[tuple[Subscriber, Due]],
-    model: TextEmbedder | None,
+    model: EmbeddingModel | None,
 ) -> RunContext:
     upvoted = sorted(
         (p for p in gathered.papers if p.upvotes), key=lambda p: (-(p.upvotes or 0), p.id)
@@ -280,7 +281,7 @@ def _context(
             store,
             run_papers(store, lookback_days=config.digest.lookback_days, now=now),
             subscribers=[sub for sub, _ in due],
-            embedder=model,
+            model=model,
         ),
         unsubscribed=store.unsubscribed(),
         links=_SignedLinks(config.web, require_secret(config.web)) if config.web else None,

@@ -24,6 +24,7 @@ from digest.store.papers import PaperStore, paper_from_json, paper_to_json
 from digest.store.readers import ReaderListing, ReaderProfiles, ReaderSchedule, ReaderStore
 from digest.store.runs import RunRecord, RunStore, SourceState
 from digest.store.sendlog import (
+    KEEP_SENT_MESSAGES_DAYS,
     OPEN,
     SETTLED,
     DigestRecord,
@@ -38,6 +39,7 @@ from digest.store.sendlog import (
 from digest.store.workers import ClaimLost, ClaimRecord, WorkerRecord, WorkerStore
 
 __all__ = [
+    "KEEP_SENT_MESSAGES_DAYS",
     "OPEN",
     "SETTLED",
     "BadLocation",

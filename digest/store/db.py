@@ -66,6 +66,12 @@ class Database:
     def transaction(self) -> AbstractContextManager[Database]:
         raise NotImplementedError
 
+    def limit_lock_wait(self, seconds: float) -> None:
+        """How long a statement waits for another connection's lock before it fails (a
+        StateError for a write) instead of the 30 s `open` allows: the web side answers a
+        reader within seconds rather than holding a thread."""
+        raise NotImplementedError
+
     def lock(self, name: str) -> None:
         """Inside a transaction: wait until no other process holds `name`, and hold it until
         the transaction ends (SQLite's write lock does this for every transaction already)."""
@@ -175,6 +181,9 @@ class SqliteDatabase(Database):
 
     def close(self) -> None:
         self.conn.close()
+
+    def limit_lock_wait(self, seconds: float) -> None:
+        self.conn.execute(f"PRAGMA busy_timeout = {max(0, round(seconds * 1000))}")
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)

@@ -110,6 +110,9 @@ class PostgresDatabase(Database):
                 "out on the next run",
             ) from None
 
+    def limit_lock_wait(self, seconds: float) -> None:
+        self.execute(f"SET lock_timeout = {max(1, round(seconds * 1000))}")
+
     def lock(self, name: str) -> None:
         if not self.scratch:  # a dry run must never hold up the real workers
             self.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(name),))

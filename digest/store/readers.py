@@ -19,6 +19,8 @@ from digest.config import Subscriber
 from digest.store.db import Database, Row
 
 FEEDBACK_KINDS = ("like", "dislike")
+# A new reader's place in the order readers were added (the web side reads the new ones).
+NEXT_ADDED = "(SELECT COALESCE(MAX(added), 0) + 1 FROM subscribers)"
 
 
 class ReaderStore:
@@ -34,8 +36,8 @@ class ReaderStore:
         with self.db.transaction() as db:
             start = _start_seq(db, now, lookback_days)
             db.executemany(
-                "INSERT INTO subscribers (subscriber, start_seq, first_seen) "
-                "VALUES (?, ?, ?) ON CONFLICT (subscriber) DO NOTHING",
+                f"INSERT INTO subscribers (subscriber, start_seq, first_seen, added) "
+                f"VALUES (?, ?, ?, {NEXT_ADDED}) ON CONFLICT (subscriber) DO NOTHING",
                 [(email.lower(), start, iso(now)) for email in subscribers],
             )
 
@@ -51,8 +53,9 @@ class ReaderStore:
         key, stamp = subscriber.lower(), iso(now)
         with self.db.transaction() as db:
             db.execute(
-                "INSERT INTO subscribers (subscriber, start_seq, first_seen, unsubscribed_at) "
-                "VALUES (?, (SELECT COALESCE(MAX(seq), 0) FROM papers), ?, ?) "
+                "INSERT INTO subscribers (subscriber, start_seq, first_seen, unsubscribed_at, "
+                "added) VALUES (?, (SELECT COALESCE(MAX(seq), 0) FROM papers), ?, ?, "
+                f"{NEXT_ADDED}) "
                 "ON CONFLICT (subscriber) DO UPDATE SET unsubscribed_at = excluded.unsubscribed_at",
                 (key, stamp, stamp if unsubscribed else None),
             )
@@ -75,6 +78,26 @@ class ReaderStore:
                 "created_at = excluded.created_at",
                 (subscriber.lower(), paper_id, kind, iso(now)),
             )
+
+    def delete_feedback(self, subscriber: str, paper_id: str, kind: str) -> bool:
+        """Take back a like or dislike, if it is still `kind` (a later, different word on the
+        paper stays); False when there was nothing to take back."""
+        with self.db.transaction() as db:
+            deleted = db.execute(
+                "DELETE FROM feedback WHERE subscriber = ? AND paper_id = ? AND kind = ?",
+                (subscriber.lower(), paper_id, kind),
+            )
+            return deleted.rowcount > 0
+
+    def reader_emails(self, after: int = 0) -> tuple[list[str], int]:
+        """Every reader the state knows (active or not: links in mails sent to any of them
+        must keep working), lowercased, in the order they were added: (emails, position).
+        `after`: a position this returned before, to get only the readers added since (rows
+        are never deleted, so positions only grow; 0 reads them all)."""
+        rows = self.db.execute(
+            "SELECT added, subscriber FROM subscribers WHERE added > ? ORDER BY added", (after,)
+        ).fetchall()
+        return [str(row[1]) for row in rows], int(rows[-1][0]) if rows else after
 
     def feedback(self, subscriber: str) -> dict[str, str]:
         """This reader's feedback: paper id -> "like" | "dislike"."""
@@ -182,8 +205,8 @@ class ReaderProfiles:
             for row in rows:
                 cur = db.execute(
                     "INSERT INTO subscribers (subscriber, name, profile, timezone, send_at, "
-                    "origin, updated_at, start_seq, first_seen, active) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) "
+                    "origin, updated_at, start_seq, first_seen, active, added) "
+                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, {NEXT_ADDED}) "
                     "ON CONFLICT (subscriber) DO UPDATE SET name = excluded.name, "
                     "profile = excluded.profile, timezone = excluded.timezone, "
                     "send_at = excluded.send_at, origin = excluded.origin, active = 1, "
@@ -263,11 +286,6 @@ class ReaderProfiles:
             ReaderListing(email, name, origin, bool(active), tz, send_at, left, first)
             for email, name, origin, active, tz, send_at, left, first in rows
         ]
-
-    def reader_emails(self) -> list[str]:
-        """Every reader the state knows (active or not): links in mails sent to any of them
-        must keep working."""
-        return [email for (email,) in self.db.execute("SELECT subscriber FROM subscribers")]
 
 
 def _start_seq(db: Database, now: datetime, lookback_days: int) -> int:

@@ -153,6 +153,8 @@ POSTGRES: list[tuple[str, str]] = [
 
         CREATE INDEX digests_by_date ON digests (digest_date, status);
         ALTER TABLE runs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+        ALTER TABLE subscribers ADD COLUMN added BIGINT NOT NULL DEFAULT 0;
+        CREATE INDEX subscribers_added ON subscribers (added);
         """,
     ),
 ]

@@ -189,6 +189,10 @@ SQLITE: list[tuple[str, str]] = [
         CREATE INDEX digests_by_date ON digests (digest_date, status);
         -- The worker that made the run (status tells a run in progress from a killed one).
         ALTER TABLE runs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+        -- The order readers were added in (the web side reads the ones added since).
+        ALTER TABLE subscribers ADD COLUMN added BIGINT NOT NULL DEFAULT 0;
+        UPDATE subscribers SET added = rowid;
+        CREATE INDEX subscribers_added ON subscribers (added);
         """,
     ),
 ]

@@ -12,14 +12,16 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 MAX_BODY_BYTES = 4096
 MAX_FIELDS = 20
 
 
 class FormError(Exception):
-    """The request body is not a small form we accept. `status`: 400, 411, 413 or 415."""
+    """The request body is not a small form we accept (or never arrived whole: a malformed
+    chunked body, a client gone, a body past the server's deadline). `status`: 400, 413 or
+    415."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -40,10 +42,13 @@ async def read_form(request: Request) -> dict[str, str]:
         if int(length) > MAX_BODY_BYTES:
             raise FormError(413, "body too large")
     body = bytearray()
-    async for chunk in request.stream():  # also bounds a chunked body without a length
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise FormError(413, "body too large")
+    try:
+        async for chunk in request.stream():  # also bounds a chunked body without a length
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise FormError(413, "body too large")
+    except ClientDisconnect:
+        raise FormError(400, "the body did not arrive whole") from None
     if mime == "multipart/form-data":
         if not boundary:
             raise FormError(400, "multipart body without a boundary")

@@ -1,5 +1,5 @@
-"""What every response goes through: security headers, a rate limit per client, an access log
-that never holds a token.
+"""What every response goes through: security headers, a rate limit per client, a cap on the
+requests answered at once, an access log that never holds a token.
 
 `Guard` is plain ASGI around the whole Starlette app, so even Starlette's own 404/405/500
 answers get the headers.
@@ -41,15 +41,25 @@ SECURITY_HEADERS = (
     ("cache-control", "no-store"),
     ("x-robots-tag", "noindex, nofollow"),
 )
-# Paths that carry a token: the access log keeps only the route ("/u/…").
-_TOKEN_PATH = re.compile(r"^(/[a-z])/[^/]+(/[a-z]+)?$")
+# The path segments the access log keeps as they are: short lowercase words (the routes:
+# "u", "healthz", "resubscribe", "robots.txt"). Any other segment might be a token, whole or in
+# part (a token is mixed-case base64), and is logged as "…"; so is whatever follows a
+# one-letter route ("/u/…"), where a token belongs.
+_PLAIN_SEGMENT = re.compile(r"^[a-z0-9._-]{0,11}$")
+MAX_LOGGED_SEGMENTS = 6
 
 
 def redact(path: str) -> str:
-    match = _TOKEN_PATH.match(path)
-    if match:
-        return f"{match.group(1)}/…{match.group(2) or ''}"
-    return path if len(path) <= 40 and path.isascii() else path[:1] + "…"
+    """The path as the access log shows it: "/u/…", "/u/…/resubscribe", "/healthz"."""
+    segments = path.split("/")
+    shown: list[str] = []
+    for i, segment in enumerate(segments[: MAX_LOGGED_SEGMENTS + 1]):
+        after_route = i == 2 and len(segments[1]) == 1 and segment != ""
+        token_like = after_route or not _PLAIN_SEGMENT.match(segment)
+        shown.append("…" if token_like else segment)
+    if len(segments) > MAX_LOGGED_SEGMENTS + 1:
+        shown.append("…")
+    return "/".join(shown)
 
 
 class RateLimiter:
@@ -90,7 +100,8 @@ class RateLimiter:
 
 
 class Guard:
-    """ASGI middleware: rate limit (not /healthz), security headers, redacted access log."""
+    """ASGI middleware: rate limit (not /healthz), a cap on the requests answered at once,
+    security headers, one access-log line per request (the token cut out)."""
 
     def __init__(
         self,
@@ -98,18 +109,24 @@ class Guard:
         *,
         limiter: RateLimiter,
         too_many: Callable[[int], Response],
+        busy: Callable[[int], Response],
+        max_in_flight: int = 100,
         exempt: tuple[str, ...] = ("/healthz",),
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.too_many = too_many
+        self.busy = busy
+        self.max_in_flight = max_in_flight
         self.exempt = exempt
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         status = 0
+        started = time.perf_counter()
 
         async def send_guarded(message: Message) -> None:
             nonlocal status
@@ -123,12 +140,24 @@ class Guard:
         path = str(scope.get("path", ""))
         client = scope.get("client")
         address = str(client[0]) if client else "-"
+        self.in_flight += 1
         try:
             wait = 0.0 if path in self.exempt else self.limiter.take(address)
             if wait > 0:
                 response = self.too_many(max(1, math.ceil(wait)))
                 await response(scope, receive, send_guarded)
+            elif self.in_flight > self.max_in_flight:
+                await self.busy(1)(scope, receive, send_guarded)
             else:
                 await self.app(scope, receive, send_guarded)
         finally:
-            log.info("%s %s %s %s", address, scope.get("method", "-"), redact(path), status or "-")
+            self.in_flight -= 1
+            took_ms = (time.perf_counter() - started) * 1000
+            log.info(
+                "%s %s %s %s %.0f ms",
+                address,
+                scope.get("method", "-"),
+                redact(path),
+                status or "-",
+                took_ms,
+            )

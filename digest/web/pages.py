@@ -13,6 +13,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.responses import HTMLResponse
 
+from digest.render.clean import TITLE_CHARS, clean
+
 
 @functools.cache
 def environment() -> Environment:
@@ -70,9 +72,32 @@ def too_many(retry_after: int) -> HTMLResponse:
         429,
         "One moment, please",
         "There were a lot of requests from your address just now.",
-        f"Please try again in {retry_after} second{'s' if retry_after != 1 else ''}.",
+        f"Please try again in {_seconds(retry_after)}.",
         headers={"Retry-After": str(retry_after)},
     )
+
+
+def busy(retry_after: int) -> HTMLResponse:
+    """The state (or the server) is busy: nothing was changed, try again."""
+    return message(
+        503,
+        "One moment, please",
+        "The digest is busy just now, so nothing was changed.",
+        f"Please try again in {_seconds(retry_after)}.",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _seconds(n: int) -> str:
+    return f"{n} second{'' if n == 1 else 's'}"
+
+
+def display_text(text: str) -> str:
+    """Text from a source as a page shows it: cleaned as the mail cleans it (no control or
+    bidi characters, one line, cut to a title's length), and valid UTF-8 (jinja2 escapes it)."""
+    # The mail's own cleaning for now; the one cleaning function for all input replaces it.
+    cleaned = clean(text, TITLE_CHARS)
+    return cleaned.encode("utf-8", "replace").decode("utf-8")
 
 
 # Friendly pages for the statuses the app itself or Starlette's routing can answer with.

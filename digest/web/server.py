@@ -1,19 +1,22 @@
 """Serve the web side with uvicorn: alone (`digest serve`) or inside the daemon (`digest run`).
 
-    serve_forever(config)                      # `digest serve`: until SIGINT / SIGTERM
+    serve_forever(config, ready=print)         # `digest serve`: until SIGINT / SIGTERM, exit 0
     await serve_web(config, stop=stop_event)   # the daemon: until it sets its stop event
 
-Both bind the socket themselves first, so a port in use is one clear DigestError instead of
-uvicorn's sys.exit. uvicorn's access log is off (paths carry tokens); digest.web.guard logs
-each request with the token cut out. Behind a reverse proxy on the same machine, uvicorn
-takes the client address from X-Forwarded-For (trusted from 127.0.0.1 only), which is what
-the rate limit counts.
+Both make the app (the secret checked) and bind the socket before anything else, so a port in
+use is one clear DigestError instead of uvicorn's sys.exit, and `ready` is told where it
+listens only once that is true. uvicorn's access log is off (paths carry tokens);
+digest.web.guard logs each request with the token cut out. Every connection has a deadline for
+its whole request and idle ones never crowd out new ones (digest.web.protocol). Behind a
+reverse proxy on the same machine, uvicorn takes the client address from X-Forwarded-For
+(trusted from 127.0.0.1 only), which is what the rate limit counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -25,6 +28,7 @@ from digest.config import Config, WebConfig
 from digest.errors import DigestError
 from digest.web.app import create_app
 from digest.web.guard import RateLimiter
+from digest.web.protocol import ServerLimits, protocol_class
 
 
 class WebServerError(DigestError):
@@ -59,27 +63,30 @@ def make_server(
     *,
     clock: Callable[[], datetime] = utc_now,
     limiter: RateLimiter | None = None,
+    limits: ServerLimits | None = None,
     handle_signals: bool = True,
 ) -> uvicorn.Server:
-    """A uvicorn.Server for the app; `handle_signals=False` leaves SIGINT/SIGTERM to the
-    caller (the daemon), which stops it by setting `server.should_exit`."""
-    app = create_app(config, clock=clock, limiter=limiter)
+    """A uvicorn.Server for the app. `handle_signals`: SIGINT/SIGTERM stop it gracefully (and
+    the process then exits normally); False leaves them to the caller (the daemon), which
+    stops it by setting `server.should_exit`."""
+    limits = limits or ServerLimits()
+    app = create_app(config, clock=clock, limiter=limiter, max_in_flight=limits.max_in_flight)
     uv_config = uvicorn.Config(
         app,
         access_log=False,  # paths carry tokens: the Guard logs them redacted instead
         log_config=None,  # keep the program's own logging setup
         lifespan="off",
         ws="none",
-        http="h11",
+        http=protocol_class(limits),
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1,::1",
         server_header=False,
-        timeout_keep_alive=5,
-        limit_concurrency=200,
+        timeout_keep_alive=max(1, round(limits.keep_alive_seconds)),
+        limit_concurrency=None,  # open connections never count: the protocol and Guard cap
         h11_max_incomplete_event_size=16 * 1024,  # request line + headers
         timeout_graceful_shutdown=5,
     )
-    return uvicorn.Server(uv_config) if handle_signals else _QuietServer(uv_config)
+    return _StopOnSignal(uv_config) if handle_signals else _QuietServer(uv_config)
 
 
 class _QuietServer(uvicorn.Server):
@@ -90,12 +97,29 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+class _StopOnSignal(uvicorn.Server):
+    """uvicorn.Server that stops gracefully on SIGINT/SIGTERM and returns (uvicorn's own
+    raises the signal again afterwards, so the process would die of it instead of exiting 0
+    as `digest run` does)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 async def serve_web(
     config: Config,
     *,
     stop: asyncio.Event,
     clock: Callable[[], datetime] = utc_now,
     limiter: RateLimiter | None = None,
+    limits: ServerLimits | None = None,
     sock: socket.socket | None = None,
 ) -> None:
     """Serve until `stop` is set, then finish the requests in flight and return.
@@ -107,7 +131,7 @@ async def serve_web(
     if config.web is None:
         create_app(config)  # raises the ConfigError that says [web] is missing
         return
-    server = make_server(config, clock=clock, limiter=limiter, handle_signals=False)
+    server = make_server(config, clock=clock, limiter=limiter, limits=limits, handle_signals=False)
     sock = sock or bind_socket(config.web)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     stopper = asyncio.create_task(stop.wait())
@@ -119,11 +143,28 @@ async def serve_web(
         await task
 
 
-def serve_forever(config: Config, *, clock: Callable[[], datetime] = utc_now) -> None:
-    """`digest serve`: serve until SIGINT or SIGTERM (uvicorn handles both gracefully)."""
+def serve_forever(
+    config: Config,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    ready: Callable[[str], object] = lambda line: None,
+) -> None:
+    """`digest serve`: serve until SIGINT or SIGTERM (a graceful stop, then return).
+
+    Makes the app and binds the socket first; only then `ready` gets one line saying what is
+    served where (so nothing claims to serve before it can)."""
     if config.web is None:
         create_app(config)  # raises the ConfigError that says [web] is missing
         return
     server = make_server(config, clock=clock)
     sock = bind_socket(config.web)
+    ready(serving_line(config.web))
     server.run(sockets=[sock])
+
+
+def serving_line(web: WebConfig) -> str:
+    """ "listening on http://127.0.0.1:8080 for the links to https://digest.example.org"."""
+    here = f"http://{web.listen}"
+    if web.base_url.rstrip("/") == here:
+        return f"listening on {here} for the links in the digests (Ctrl-C stops)"
+    return f"listening on {here} for the links to {web.base_url} (Ctrl-C stops)"

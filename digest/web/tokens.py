@@ -11,7 +11,8 @@ A token is url-safe base64 (no padding) of
   lowercased, subject), checked with hmac.compare_digest;
 - the subscriber ref is a keyed hash of the email, so the link names its reader without
   putting the address into URLs (which proxies and browsers keep in logs and history); it is
-  resolved against the configured subscribers, and a token whose MAC was made for one reader
+  resolved against the readers the web side knows (digest.web.readers: the config's and every
+  reader a run has registered in the state), and a token whose MAC was made for one reader
   never checks out for another;
 - the subject is the paper id ("more"/"less") or the digest date ("view"), empty for
   "unsubscribe".
@@ -30,8 +31,9 @@ import functools
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from digest.config import WebConfig
 from digest.errors import ConfigError
@@ -51,7 +53,13 @@ _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 class InvalidToken(Exception):
     """The token is malformed, forged, tampered with, for another purpose, or its reader is
-    not (any longer) in the config. Deliberately one kind: the page says the same for all."""
+    unknown. Deliberately one kind: the page says the same for all."""
+
+
+class Readers(Protocol):
+    """Who a subscriber ref stands for (SubscriberIndex, digest.web.readers.ReaderIndex)."""
+
+    def lookup(self, ref: bytes) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -112,8 +120,28 @@ def looks_like_token(token: str) -> bool:
     return 24 <= len(token) <= MAX_TOKEN_CHARS and bool(_TOKEN_SHAPE.match(token))
 
 
-def read_token(secret: bytes, token: str, purposes: Iterable[str], known: SubscriberIndex) -> Claim:
+def read_token(secret: bytes, token: str, purposes: Iterable[str], known: Readers) -> Claim:
     """The claim of a valid token for one of `purposes`; InvalidToken for anything else."""
+    purpose, ref, mac, subject = _parse(token, purposes)
+    email = known.lookup(ref)
+    # Always compute and compare a MAC, so an unknown reader costs the same as a bad MAC.
+    expected = _mac(secret, purpose, email or "", subject)
+    if not hmac.compare_digest(expected, mac) or email is None:
+        raise InvalidToken("bad signature")
+    return Claim(purpose=purpose, email=email, subject=subject)
+
+
+def token_ref(token: str, purposes: Iterable[str]) -> bytes | None:
+    """The subscriber ref of a well-formed token for one of `purposes` (not checked), or None:
+    whether looking the reader up again could make the token valid."""
+    try:
+        return _parse(token, purposes)[1]
+    except InvalidToken:
+        return None
+
+
+def _parse(token: str, purposes: Iterable[str]) -> tuple[str, bytes, bytes, str]:
+    """(purpose, subscriber ref, MAC, subject) of a well-formed token, or InvalidToken."""
     if not looks_like_token(token):
         raise InvalidToken("malformed")
     try:
@@ -125,25 +153,19 @@ def read_token(secret: bytes, token: str, purposes: Iterable[str], known: Subscr
     purpose = _PURPOSE_NAMES.get(raw[1], "")
     if purpose not in set(purposes):
         raise InvalidToken("wrong purpose")
-    ref = raw[2 : 2 + REF_BYTES]
-    mac = raw[2 + REF_BYTES : HEADER_BYTES]
     try:
         subject = raw[HEADER_BYTES:].decode("utf-8", errors="strict")
     except UnicodeDecodeError:
         raise InvalidToken("bad subject") from None
-    email = known.lookup(ref)
-    # Always compute and compare a MAC, so an unknown reader costs the same as a bad MAC.
-    expected = _mac(secret, purpose, email or "", subject)
-    if not hmac.compare_digest(expected, mac) or email is None:
-        raise InvalidToken("bad signature")
-    return Claim(purpose=purpose, email=email, subject=subject)
+    return purpose, raw[2 : 2 + REF_BYTES], raw[2 + REF_BYTES : HEADER_BYTES], subject
 
 
 class SubscriberIndex:
-    """The configured readers by their ref under one secret (built once per app)."""
+    """Readers by their ref under one secret: a fixed list (digest.web.readers.ReaderIndex
+    also learns the readers the state registers)."""
 
     def __init__(self, secret: bytes, emails: Iterable[str]) -> None:
-        self._by_ref: Mapping[bytes, str] = {subscriber_ref(secret, e): e for e in emails}
+        self._by_ref: dict[bytes, str] = {subscriber_ref(secret, e): e for e in emails}
 
     def lookup(self, ref: bytes) -> str | None:
         return self._by_ref.get(ref)

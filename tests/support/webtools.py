@@ -36,10 +36,16 @@ def bound_socket() -> socket.socket:
 
 @contextmanager
 def running_server(
-    config: Config, sock: socket.socket, *, limiter: RateLimiter | None = None, clock: Any = None
+    config: Config,
+    sock: socket.socket,
+    *,
+    limiter: RateLimiter | None = None,
+    clock: Any = None,
+    limits: Any = None,
 ) -> Iterator[str]:
     """Serve `config` with real uvicorn (digest.web.server.serve_web) in a thread; yields the
-    base URL. Stops it (through the stop event, as the daemon would) on exit."""
+    base URL. Stops it (through the stop event, as the daemon would) on exit. `limits`: a
+    digest.web.protocol.ServerLimits."""
     started = threading.Event()
     box: dict[str, Any] = {}
 
@@ -51,6 +57,8 @@ def running_server(
             kwargs: dict[str, Any] = {"limiter": limiter, "sock": sock}
             if clock is not None:
                 kwargs["clock"] = clock
+            if limits is not None:
+                kwargs["limits"] = limits
             await serve_web(config, stop=stop, **kwargs)
 
         try:
@@ -83,6 +91,22 @@ def running_server(
             raise box["error"]
 
 
+def web_config(
+    tmp_path: Path, sock: socket.socket, emails: tuple[str, ...] = ("ada@example.org",)
+) -> Config:
+    """A config with these readers and [web] on `sock` (delivery: the outbox; no source is
+    fetched). DIGEST_WEB_SECRET must be set (SECRET)."""
+    port = sock.getsockname()[1]
+    path = write_config(
+        tmp_path / "digest.toml",
+        sources=[{"type": "hf-papers", "url": "papers.html"}],
+        subscribers=[{"email": email} for email in emails],
+    )
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f'[web]\nbase_url = "http://127.0.0.1:{port}"\nlisten = "127.0.0.1:{port}"\n')
+    return load_config(path)
+
+
 def links_with_prefix(text: str, prefix: str) -> list[str]:
     """Every URL in `text` (an HTML or text part) that starts with `prefix`, in order."""
     return [url for url in re.findall(r"https?://[^\s\"'<>]+", text) if url.startswith(prefix)]
@@ -102,34 +126,45 @@ class WebWorld:
 
     def __init__(self, tmp_path: Path, http_server: Any, smtp_server: Any) -> None:
         self.sock = bound_socket()
-        port = self.sock.getsockname()[1]
-        self.base = f"http://127.0.0.1:{port}"
+        self.port = self.sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
         self.items = hf_items()
         self.http_server = http_server
         self.smtp_server = smtp_server
+        self.tmp_path = tmp_path
+        self.config = self.config_for(["ada@example.org", "bob@example.org"])
+        self.mailer = smtp_server.mailer(retries=2)
+
+    def config_for(self, emails: list[str], name: str = "digest.toml") -> Config:
+        """The world's config with these readers (written to tmp_path/name): the same state,
+        sources, mail server and [web]."""
         path = write_config(
-            tmp_path / "digest.toml",
-            sources=[{"type": "hf-papers", "url": http_server.url("/papers")}],
+            self.tmp_path / name,
+            sources=[{"type": "hf-papers", "url": self.http_server.url("/papers")}],
             subscribers=[
-                {"email": "ada@example.org", "name": "Ada", "keywords": KEYWORDS, "max_papers": 8},
-                {"email": "bob@example.org", "name": "Bob", "keywords": KEYWORDS, "max_papers": 8},
+                {"email": e, "name": e.split("@")[0].title(), "keywords": KEYWORDS, "max_papers": 8}
+                for e in emails
             ],
             delivery={"method": "smtp", "host": "127.0.0.1", "port": 25, "security": "none"},
         )
         with path.open("a", encoding="utf-8") as f:
-            f.write(f'[web]\nbase_url = "{self.base}"\nlisten = "127.0.0.1:{port}"\n')
-        self.config = load_config(path)
-        self.mailer = smtp_server.mailer(retries=2)
+            f.write(f'[web]\nbase_url = "{self.base}"\nlisten = "127.0.0.1:{self.port}"\n')
+        return load_config(path)
 
     def serve_page(self, items: list[dict[str, Any]]) -> None:
         body = hf_page(items, "2026-06-12")
         self.http_server.serve("/papers", body, content_type="text/html; charset=utf-8")
 
-    def day(self, n: int, items: list[dict[str, Any]], **options: Any) -> RunReport:
+    def day(
+        self, n: int, items: list[dict[str, Any]], config: Config | None = None, **options: Any
+    ) -> RunReport:
+        """send-now on day n (of self.config, or `config`)."""
         self.serve_page(items)
         now = DAY1 + timedelta(days=n - 1)
         return send_now(
-            self.config, RunOptions(**options, fetch_backoff=0), deps(now, mailer=self.mailer)
+            config or self.config,
+            RunOptions(**options, fetch_backoff=0),
+            deps(now, mailer=self.mailer),
         )
 
     def mails_to(self, email: str) -> list[Any]:
