@@ -93,6 +93,19 @@ class DeliveryConfig:
             return None
         return os.environ.get(self.password_env)
 
+    def smtp_password(self) -> str | None:
+        """The SMTP password for a login (None: no username, no login). Raises ConfigError
+        when a username is set and the variable named by password_env is empty or unset."""
+        if not self.username:
+            return None
+        password = self.password()
+        if not password:
+            raise ConfigError(
+                f"${self.password_env} is empty or not set: no SMTP password for {self.username!r}",
+                fix=f"export {self.password_env or 'DIGEST_SMTP_PASSWORD'}=... (the SMTP password)",
+            )
+        return password
+
 
 @dataclass(frozen=True)
 class Subscriber:
