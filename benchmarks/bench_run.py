@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from digest.config import load_config  # noqa: E402
-from digest.pipeline import RunOptions, send_now  # noqa: E402
+from digest.run import RunOptions, send_now  # noqa: E402
 from tests.support.helpers import hf_items, hf_page, write_config  # noqa: E402
 
 PROFILES = [

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark `digest send-now` over SMTP against the transport floor (issue 8).
+"""Benchmark `digest send-now` over SMTP against the transport floor.
 
     .venv/bin/python benchmarks/bench_send.py [--subscribers 1000] [--rounds 3] [--profile]
 

@@ -20,9 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
+from digest.clock import utc_now  # noqa: E402
 from digest.config import WebConfig, load_config  # noqa: E402
 from digest.models import Paper  # noqa: E402
-from digest.store import Store, utc_now  # noqa: E402
+from digest.store import Store  # noqa: E402
 from digest.web.guard import RateLimiter  # noqa: E402
 from digest.web.links import digest_links, unsubscribe_url  # noqa: E402
 from digest.web.tokens import SubscriberIndex, read_token  # noqa: E402

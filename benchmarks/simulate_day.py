@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from digest.config import load_config  # noqa: E402
 from digest.daemon import Daemon  # noqa: E402
+from digest.run import Deps, RunOptions  # noqa: E402
 from tests.support.helpers import hf_items, hf_page, write_config  # noqa: E402
 
 SUBSCRIBERS = [
@@ -62,7 +63,9 @@ def main() -> None:
             )
         )
         daemon = Daemon(
-            config, clock=lambda: now[0], run_kwargs={"fetch_backoff": 0, "fetch_retries": 1}
+            config,
+            Deps(clock=lambda: now[0]),
+            run_options=RunOptions(fetch_backoff=0, fetch_retries=1),
         )
         stops = {start + timedelta(minutes=15 * i) for i in range(args.hours * 4)}
         for day in range(args.hours // 24 + 2):

@@ -1,4 +1,4 @@
-"""The command line: a thin layer over digest.pipeline, digest.store and digest.config.
+"""The command line: a thin layer over digest.run, digest.store and digest.config.
 
 This module is the one place that turns a DigestError into a message and an exit code.
 """
@@ -17,13 +17,14 @@ from typing import Any
 import click
 
 from digest import __version__
+from digest.clock import utc_now
 from digest.config import Config, check_secrets, load_config, resolve_config_path
 from digest.errors import EXIT_FAILED, DigestError
 from digest.lock import lock_holder
-from digest.pipeline import RunOptions, RunReport, send_now
 from digest.progress import run_progress
+from digest.run import Mode, RunOptions, RunReport, send_now
 from digest.status import render_schedule, render_status
-from digest.store import Store, utc_now
+from digest.store import Store
 
 CONFIG_HELP = "Config file (default: $DIGEST_CONFIG, else ./digest.toml)."
 LIST_EACH_UP_TO = 50  # subscribers: a longer list prints only the digests that need a look
@@ -82,7 +83,8 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
     "digest_date",
     callback=_date,
     metavar="YYYY-MM-DD",
-    help="The digest's date: its label and idempotency key (default: today, subscriber's zone).",
+    help="The digest's date: its label and idempotency key (default: the digest due now by "
+    "each subscriber's send_at in their time zone).",
 )
 @click.option(
     "--dry-run", is_flag=True, help="Send nothing, change no state; write the digests to files."
@@ -99,7 +101,12 @@ def send_now_command(
     """Fetch the sources now and send every subscriber their digest."""
     config = _config(config_path)
     _print_config_warnings(config)
-    options = RunOptions(digest_date=digest_date, dry_run=dry_run, only=only, force=force)
+    options = RunOptions(
+        mode=Mode.DRY_RUN if dry_run else Mode.SEND,
+        digest_date=digest_date,
+        only=only,
+        force=force,
+    )
     with run_progress(len(config.subscribers) if not only else len(only)) as progress:
         report = send_now(config, options, progress=progress)
     _print_report(report, config)
@@ -121,10 +128,14 @@ def preview_command(
 ) -> None:
     """Show what each subscriber would get now. Sends nothing, changes no state."""
     config = _config(config_path)
-    options = RunOptions(dry_run=True, only=(subscriber,) if subscriber else (), keep_papers=True)
-    report = send_now(
-        config, options, command="preview", deliver=out_dir is not None, output_dir=out_dir
+    options = RunOptions(
+        mode=Mode.PREVIEW,
+        command="preview",
+        keep_papers=True,
+        only=(subscriber,) if subscriber else (),
+        output_dir=out_dir,
     )
+    report = send_now(config, options)
     _print_source_problems(report)
     if as_json:
         click.echo(json.dumps(preview_json(report), indent=2, ensure_ascii=False))
@@ -145,7 +156,7 @@ def preview_command(
 
 
 def preview_json(report: RunReport) -> dict[str, Any]:
-    """The `preview --json` document of DESIGN.md, papers in rank order."""
+    """The `preview --json` document (README: Commands), papers in rank order."""
     return {
         "subscribers": [
             {
@@ -177,9 +188,15 @@ def explain_command(paper_id: str, email: str, config_path: str | None) -> None:
 
     Reads an in-memory copy of the state: changes nothing, fetches nothing."""
     from digest.rank import explain_paper
+    from digest.rank.ranker import close_model
+    from digest.run import Deps, start_model
 
     config = _config(config_path)
-    exp = explain_paper(config, paper_id, email)
+    model = start_model(Deps())
+    try:
+        exp = explain_paper(config, paper_id, email, model=model)
+    finally:
+        close_model(model)
     ranked = exp.paper
     click.echo(f"{ranked.paper.id}: {ranked.paper.title}")
     click.echo(f"for {exp.subscriber.email}: {exp.verdict}")

@@ -25,38 +25,37 @@ Fetches are not cached between ticks: ticks at the same moment already share one
 repeated fetch minutes later is a conditional GET (ETag / Last-Modified) that costs the
 server one small reply; the papers already recorded are not recorded again.
 
-The daemon holds the state lock for its whole life (see digest.lock); its clock is injectable
-(`clock=`), and `tick()` can be driven directly, so tests run a simulated day in milliseconds.
+The daemon holds the state lock for its whole life (see digest.lock). What it works with comes
+in through Deps (its clock among them: the watchdog reads the wall clock from it too), and
+`tick()` can be driven directly, so tests run a simulated day in milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 import time as _time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from digest.clock import fixed
 from digest.config import Config, Subscriber, load_config
 from digest.deliver import Stop
 from digest.errors import EXIT_OK, DigestError
 from digest.lock import DAEMON, async_run_lock
-from digest.pipeline import RunOptions, RunReport, run_digest
-from digest.schedule import SETTLED_STATUSES, Due, describe_instant, due_digest, last_send_date
-from digest.store import Store, utc_now
+from digest.run import Deps, RunOptions, RunReport, run_digest
+from digest.schedule import Due, describe_instant, due_digest
+from digest.store import Store, due_now
 
 log = logging.getLogger("digest.daemon")
 
-Clock = Callable[[], datetime]  # aware UTC
 GroupKey = tuple[str, time]  # (time zone name, send_at)
-
-_wall = _time.time  # the wall clock the watchdog compares with the monotonic one (tests patch)
 
 RETRY_EVERY = timedelta(minutes=15)
 WATCHDOG_EVERY = 30.0  # seconds between wall-clock checks
@@ -75,14 +74,10 @@ def plan_tick(config: Config, store: Store | None, now: datetime) -> Plan:
     """Which subscribers have a digest due at `now` (and which were missed). Reads only."""
     catch_up = timedelta(hours=config.digest.catch_up_hours)
     plan = Plan()
-    for sub in config.subscribers:
-        settled: set[date] = set()
-        if store is not None:
-            last = last_send_date(sub.tz, sub.send_at, now)
-            record = store.get_digest(sub.email, last)
-            if record is not None and record.status in SETTLED_STATUSES:
-                settled.add(last)
-        due = due_digest(sub.tz, sub.send_at, now, settled, catch_up=catch_up)
+    subscribers = config.subscribers
+    for sub, due in zip(
+        subscribers, due_now(store, subscribers, now, catch_up=catch_up), strict=True
+    ):
         if due.date is not None:
             plan.due.append((sub, due.date))
         elif due.missed is not None:
@@ -102,25 +97,27 @@ class Daemon:
     def __init__(
         self,
         config: Config,
+        deps: Deps | None = None,
         *,
         config_path: Path | None = None,
-        clock: Clock = utc_now,
         retry_every: timedelta = RETRY_EVERY,
         watchdog_every: float = WATCHDOG_EVERY,
-        run_kwargs: dict[str, Any] | None = None,
+        run_options: RunOptions | None = None,
     ) -> None:
+        """`run_options`: what each send group's run starts from (its fetch retries, say);
+        the daemon sets what is its own (who, when, the catch-up window)."""
         self.config = config
         self.config_path = config_path or config.path
-        self.clock = clock
+        self.deps = deps or Deps()
+        self.clock = self.deps.clock
         self.retry_every = retry_every
         self.watchdog_every = watchdog_every
-        self.run_kwargs = run_kwargs or {}  # passed to run_digest (tests: mailer, client, ...)
+        self.run_options = run_options or RunOptions()
         self.stop = Stop.new()
         self._tick_lock = asyncio.Lock()
         self._missed_logged: set[tuple[str, date]] = set()
         self._gave_up: set[tuple[str, date]] = set()  # refused for good: not retried in a loop
         self._scheduler: Any = None
-        self.reports: list[RunReport] = []  # every run this daemon made (tests read it)
 
     # --- deciding and sending ------------------------------------------------------------
 
@@ -136,28 +133,26 @@ class Daemon:
             self._log_missed(plan, now)
             due = [(s, d) for s, d in plan.due if (s.email.lower(), d) not in self._gave_up]
             if not due:
-                log.debug("%s: nothing due", reason)
+                # Said at start and after a reload, when someone is watching; quiet otherwise.
+                level = logging.INFO if reason in ("start", "reload") else logging.DEBUG
+                log.log(level, "%s: nothing due", reason)
                 return None
-            options = RunOptions(
+            options = dataclasses.replace(
+                self.run_options,
+                command="run",
                 only=tuple(s.email for s, _ in due),
-                now=now,
                 catch_up=timedelta(hours=config.digest.catch_up_hours),
                 defer_on_source_failure=True,
+                lock_held=True,
             )
+            # The whole send group is one run at one moment: the moment this tick decided.
+            deps = dataclasses.replace(self.deps, clock=fixed(now))
             started = _time.monotonic()
             try:
-                report = await run_digest(
-                    config,
-                    options,
-                    command="run",
-                    lock_held=True,
-                    stop=self.stop,
-                    **self.run_kwargs,
-                )
+                report = await run_digest(config, options, deps, stop=self.stop)
             except DigestError as exc:
                 log.error("%s: send group of %d failed: %s", reason, len(due), exc)
                 return None
-            self.reports.append(report)
             self._log_group(reason, due, report, now, _time.monotonic() - started)
             for sub_report in report.subscribers:
                 if sub_report.status == "failed" and sub_report.digest_date:
@@ -365,11 +360,11 @@ class Daemon:
             asyncio.get_running_loop().create_task(self.tick("reload"))
 
     async def _watchdog(self) -> None:
-        wall, mono = _wall(), _time.monotonic()
+        wall, mono = self.clock(), _time.monotonic()
         while True:
             await asyncio.sleep(self.watchdog_every)
-            new_wall, new_mono = _wall(), _time.monotonic()
-            jump = (new_wall - wall) - (new_mono - mono)
+            new_wall, new_mono = self.clock(), _time.monotonic()
+            jump = (new_wall - wall).total_seconds() - (new_mono - mono)
             wall, mono = new_wall, new_mono
             if abs(jump) > CLOCK_JUMP:
                 log.warning(
@@ -400,6 +395,6 @@ def _hours(delta: timedelta) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}"
 
 
-def run_daemon(config: Config, *, clock: Clock = utc_now) -> int:
+def run_daemon(config: Config, deps: Deps | None = None) -> int:
     """The `digest run` entry point: serve until stopped (SIGHUP reloads config.path)."""
-    return asyncio.run(Daemon(config, clock=clock).serve())
+    return asyncio.run(Daemon(config, deps).serve())

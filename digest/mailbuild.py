@@ -24,7 +24,7 @@ from digest.heap import settle
 from digest.message import build_wire
 from digest.models import DigestContent
 from digest.render import render_digest, renderer_for
-from digest.store import pack_message
+from digest.store.sendlog import pack_message
 
 POOL_MIN_SUBSCRIBERS = 64  # below this many digests a run renders inline
 

@@ -1,9 +1,10 @@
-"""Decide one subscriber's mails for a run. Reads the state; never writes it.
+"""Decide one subscriber's mails for a run. Reads the state; writes nothing itself (the send
+log is written by the run's Recorder from the plan; ranking may store the embeddings it made).
 
-    plan = plan_subscriber(ctx, subscriber)
+    plan = plan_subscriber(ctx, subscriber, due)
 
 The plan says which mails to send (each with everything needed to build or repeat it) and
-whether an empty day is to be recorded. The pipeline records it and sends the mails:
+whether an empty day is to be recorded:
 
 - A digest sent once whose outcome is unknown (sealed) is repeated byte for byte, whatever the
   date of this run; its papers are never put in another digest.
@@ -21,46 +22,46 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 from urllib.parse import quote
 
 from digest.config import Config, Subscriber
 from digest.mailbuild import MailHeaders
 from digest.message import make_message_id
 from digest.models import DigestContent, DigestLinks, Paper, RankedPaper
-from digest.rank import Ranker, run_papers
-from digest.rank.embed import TextEmbedder
-from digest.schedule import SETTLED_STATUSES, describe_instant, due_digest, last_send_date
-from digest.store import DigestRecord, Store
-from digest.web.links import digest_links
-from digest.web.links import unsubscribe_url as web_unsubscribe_url
-from digest.web.tokens import require_secret
-
-if TYPE_CHECKING:
-    from digest.pipeline import RunOptions
+from digest.rank import Ranker
+from digest.run.options import Mode, RunOptions
+from digest.schedule import Due, describe_instant
+from digest.store import DigestRecord, DigestStatus, LoggedMail, Store
 
 log = logging.getLogger(__name__)
 
 TRENDING = 5  # "trending today": the day's most upvoted papers a reader did not get
 
 
+class Links(Protocol):
+    """The signed links a mail carries to the web side (digest.web.links makes them)."""
+
+    def unsubscribe_url(self, email: str) -> str: ...
+
+    def digest_links(self, email: str, day: str, paper_ids: Sequence[str]) -> DigestLinks: ...
+
+
 @dataclass
 class MailJob:
-    """One mail to send for a subscriber."""
+    """One mail to send for a subscriber: what the send log records, and what builds it."""
 
-    kind: Literal["digest", "force"]  # a digest (new, or repeated exactly), or a forced resend
-    key: tuple[str, str]  # (subscriber email, digest date ISO)
+    log: LoggedMail
     recipient: str
-    message_id: str
-    upto_seq: int
-    paper_ids: list[str]
     content: DigestContent | None = None  # to build; None when `data` is given
     headers: MailHeaders | None = None
     data: bytes | None = None  # the exact bytes to repeat (a sealed digest)
-    packed: bytes | None = None  # the built bytes as the send log keeps them (set once built)
     ranked: Sequence[RankedPaper] = ()
     note: str = ""
-    resend_id: int | None = None  # set when a forced resend is first recorded
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.log.key
 
 
 @dataclass
@@ -74,7 +75,6 @@ class SubscriberPlan:
     record_empty: bool = False
     upto_seq: int = 0
     candidates: int = 0
-    keep_papers: bool = False
 
 
 @dataclass
@@ -88,51 +88,9 @@ class RunContext:
     upto_seq: int  # the newest paper recorded before planning began
     sources_failed: bool
     trending: list[Paper]  # the run's papers by upvotes, most first
-    sender: str  # the envelope MAIL FROM
-    preview: bool  # `digest preview`: show the coming digest when today's is done
     ranker: Ranker  # papers indexed and embedded once, profiles compiled once
     unsubscribed: dict[str, str]  # readers who left on the web side: email -> when
-    web_secret: bytes  # signs the web links (b"" when [web] is not configured)
-
-    @classmethod
-    def build(
-        cls,
-        config: Config,
-        store: Store,
-        options: RunOptions,
-        *,
-        now: datetime,
-        fetched: Sequence[Paper],
-        sources_failed: bool,
-        subscribers: Sequence[Subscriber],
-        preview: bool = False,
-        model: TextEmbedder | None = None,
-    ) -> RunContext:
-        """`model`: the embedding model the run started (see rank.start_model); None ranks by
-        keywords."""
-        upvoted = [p for p in fetched if p.upvotes]
-        upvoted.sort(key=lambda p: (-(p.upvotes or 0), p.id))
-        return cls(
-            config=config,
-            store=store,
-            options=options,
-            now=now,
-            upto_seq=store.max_seq(),
-            sources_failed=sources_failed,
-            trending=upvoted[: TRENDING * 4],
-            sender=config.digest.from_email,
-            preview=preview,
-            # Index and embed the papers the run's subscribers may get, once (embeddings are
-            # stored); an older candidate is prepared when it comes up.
-            ranker=Ranker.for_run(
-                store,
-                run_papers(store, lookback_days=config.digest.lookback_days, now=now),
-                subscribers=subscribers,
-                embedder=model,
-            ),
-            unsubscribed=store.unsubscribed(),
-            web_secret=require_secret(config.web) if config.web is not None else b"",
-        )
+    links: Links | None  # None: [web] is not configured, mails carry no web links
 
     def rank(self, candidates: Sequence[Paper], sub: Subscriber) -> list[RankedPaper]:
         """Ranked and cut, with the reader's likes and dislikes from the web side."""
@@ -146,57 +104,52 @@ class DueDate:
     existing: DigestRecord | None = None  # that date's send-log row, if it has one
 
 
-def due_date(ctx: RunContext, sub: Subscriber) -> DueDate:
-    """--date, else the digest due now by the subscriber's send_at in their time zone (one
-    pure function, digest.schedule, that send-now and the daemon share)."""
-    options = ctx.options
+def due_date(ctx: RunContext, sub: Subscriber, due: Due) -> DueDate:
+    """--date, else the digest due now (`due`: digest.store.due_now for this subscriber, the
+    one rule send-now and the daemon share)."""
+    options, store = ctx.options, ctx.store
     if options.digest_date is not None:
         day = options.digest_date.isoformat()
-        return DueDate(day, "", ctx.store.get_digest(sub.email, day))
-    last = last_send_date(sub.tz, sub.send_at, ctx.now)
-    existing = ctx.store.get_digest(sub.email, last)
-    settled = {last} if existing and existing.status in SETTLED_STATUSES else set()
-    due = due_digest(sub.tz, sub.send_at, ctx.now, settled, catch_up=options.catch_up)
-    sent = existing is not None and existing.status == "sent"
+        return DueDate(day, "", store.get_digest(sub.email, day))
+    existing = store.get_digest(sub.email, due.last)
+    sent = existing is not None and existing.status == DigestStatus.SENT
     next_note = f"next: {describe_instant(due.next_at, sub.tz)}"
-    if due.date is None and ctx.preview:
+    if due.date is None and options.mode is Mode.PREVIEW:
         # Preview shows what the subscriber gets next: the coming digest.
-        coming = (last + timedelta(days=1)).isoformat()
-        return DueDate(coming, next_note, ctx.store.get_digest(sub.email, coming))
+        coming = (due.last + timedelta(days=1)).isoformat()
+        return DueDate(coming, next_note, store.get_digest(sub.email, coming))
     if due.date is None and not sent and not (options.force and due.missed is None):
         why = f"not due ({next_note})"
         if due.missed is not None:
             why = f"{due.missed} missed by more than the catch-up window; " + why
         elif existing is not None:
-            why = f"{last} already {existing.status}; " + why
+            why = f"{due.last} already {existing.status}; " + why
         return DueDate(None, why)
-    return DueDate(last.isoformat(), next_note, existing)
+    return DueDate(due.last.isoformat(), next_note, existing)
 
 
-def plan_subscriber(ctx: RunContext, sub: Subscriber) -> SubscriberPlan:
+def plan_subscriber(ctx: RunContext, sub: Subscriber, due: Due) -> SubscriberPlan:
     store, options = ctx.store, ctx.options
-    due = due_date(ctx, sub)
-    plan = SubscriberPlan(
-        sub.email, due.day or "", upto_seq=ctx.upto_seq, keep_papers=options.keep_papers
-    )
+    when = due_date(ctx, sub, due)
+    plan = SubscriberPlan(sub.email, when.day or "", upto_seq=ctx.upto_seq)
     left = ctx.unsubscribed.get(sub.email.lower())
     if left is not None:  # left on the web side: the state wins over the config
-        plan.status, plan.detail = "unsubscribed", f"unsubscribed at {left}"
+        plan.status, plan.detail = "unsubscribed", f"left at {left}"
         return plan
     # A digest sent once with an unknown outcome is owed, due or not: repeat it exactly.
     sealed = store.sealed_digests(sub.email)
     repeats = [_repeat(ctx, sub, record) for record in sealed]
     plan.jobs += [job for job in repeats if job is not None]
-    if due.day is None:
-        plan.status, plan.detail = "not-due", due.note
+    if when.day is None:
+        plan.status, plan.detail = "not-due", when.note
         return plan
-    day, existing = due.day, due.existing
-    if existing is not None and existing.status == "sent":
+    day, existing = when.day, when.existing
+    if existing is not None and existing.status == DigestStatus.SENT:
         if options.force:
             plan.jobs.append(_forced(ctx, sub, day, existing.paper_ids))
         else:
             plan.status = "already-sent"
-            plan.detail = f"sent at {existing.sent_at}; --force sends it again; {due.note}"
+            plan.detail = f"sent at {existing.sent_at}; --force sends it again; {when.note}"
         return plan
     if existing is not None and existing.resend_due:
         return plan  # this date's digest is being repeated exactly (above)
@@ -214,14 +167,8 @@ def plan_subscriber(ctx: RunContext, sub: Subscriber) -> SubscriberPlan:
             # Nothing to mail, but the candidates were considered: they are not offered again.
             plan.status, plan.record_empty = "nothing-new", True
             return plan
-    plan.jobs.append(_new_digest(ctx, sub, day, ranked, len(candidates)))
+    plan.jobs.append(_job(ctx, sub, day, "digest", ranked, len(candidates)))
     return plan
-
-
-def _new_digest(
-    ctx: RunContext, sub: Subscriber, day: str, ranked: list[RankedPaper], candidates: int
-) -> MailJob:
-    return _job(ctx, sub, day, "digest", ranked, candidates)
 
 
 def _forced(ctx: RunContext, sub: Subscriber, day: str, paper_ids: Sequence[str]) -> MailJob:
@@ -247,12 +194,16 @@ def _job(
     message_id = make_message_id(ctx.config.digest.from_email)
     content, headers = _content(ctx, sub, day, ranked, candidates, message_id)
     return MailJob(
-        kind=kind,
-        key=(sub.email, day),
+        log=LoggedMail(
+            kind=kind,
+            subscriber=sub.email,
+            digest_date=day,
+            message_id=message_id,
+            upto_seq=ctx.upto_seq,
+            paper_ids=[r.paper.id for r in ranked],
+            new=True,
+        ),
         recipient=sub.email,
-        message_id=message_id,
-        upto_seq=ctx.upto_seq,
-        paper_ids=[r.paper.id for r in ranked],
         content=content,
         headers=headers,
         ranked=ranked,
@@ -272,12 +223,16 @@ def _repeat(ctx: RunContext, sub: Subscriber, record: DigestRecord) -> MailJob |
         )
         return None
     return MailJob(
-        kind="digest",
-        key=(sub.email, record.digest_date),
+        log=LoggedMail(
+            kind="digest",
+            subscriber=sub.email,
+            digest_date=record.digest_date,
+            message_id=record.message_id,
+            upto_seq=record.upto_seq,
+            paper_ids=list(record.paper_ids),
+            new=False,
+        ),
         recipient=sub.email,
-        message_id=record.message_id,
-        upto_seq=record.upto_seq,
-        paper_ids=list(record.paper_ids),
         data=data,
         note="repeated exactly: the last send's outcome was unknown",
     )
@@ -296,10 +251,9 @@ def _content(
     # "{email}" in the URL makes it per subscriber, so a one-click POST says who it was.
     unsubscribe_url = digest.unsubscribe_url.replace("{email}", quote(sub.email, safe=""))
     links = DigestLinks()
-    web = ctx.config.web
-    if web is not None:  # signed links to the web side (digest.web)
-        unsubscribe_url = web_unsubscribe_url(web, ctx.web_secret, sub.email)
-        links = digest_links(web, ctx.web_secret, sub.email, day, [r.paper.id for r in ranked])
+    if ctx.links is not None:  # signed links to the web side
+        unsubscribe_url = ctx.links.unsubscribe_url(sub.email)
+        links = ctx.links.digest_links(sub.email, day, [r.paper.id for r in ranked])
     chosen = {r.paper.id for r in ranked}
     content = DigestContent(
         subscriber_email=sub.email,

@@ -20,7 +20,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from digest.pipeline import RunReport, SubscriberReport
+from digest.run.report import Progress as OnOutcome
+from digest.run.report import RunReport, SubscriberReport
 
 LOG_EVERY = 1000  # mails, off a terminal
 BAR_FROM = 20  # subscribers: fewer finish before a bar would be worth drawing
@@ -49,7 +50,7 @@ class _Tally:
 
 
 @contextmanager
-def run_progress(total: int) -> Iterator[object]:
+def run_progress(total: int) -> Iterator[OnOutcome | None]:
     """A `progress` callback for run_digest (None when there is nothing worth showing)."""
     if total < BAR_FROM:
         yield None

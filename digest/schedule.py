@@ -51,12 +51,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-# A digest in these states settles its date: not due again. pending/sending/failed leave it
-# open: the next run retries it (a permanent refusal too, as the send log promises; the daemon
-# retries only transient failures within its catch-up window).
-SETTLED_STATUSES = ("sent", "empty")
-
-
 _Date = date  # `Due.date` shadows the type inside the class body
 
 

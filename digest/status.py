@@ -7,8 +7,8 @@ from datetime import datetime
 
 from digest.config import Config
 from digest.lock import DAEMON, read_holder
-from digest.schedule import SETTLED_STATUSES, describe_instant, due_digest, last_send_date
-from digest.store import DigestRecord, Store
+from digest.schedule import describe_instant
+from digest.store import DigestRecord, Store, due_now
 
 # Failures first, then what is still in flight, then the healthy states.
 _ORDER = {"failed": 0, "pending": 1, "sending": 2, "superseded": 3, "empty": 4, "sent": 5}
@@ -98,11 +98,7 @@ def render_schedule(store: Store | None, config: Config, *, now: datetime) -> st
     else:
         lines = ["daemon: not running (digests go out when send-now runs: timer, cron, by hand)"]
     lines.append("next sends:")
-    for sub in config.subscribers:
-        last = last_send_date(sub.tz, sub.send_at, now)
-        record = store.get_digest(sub.email, last) if store is not None else None
-        settled = {last} if record is not None and record.status in SETTLED_STATUSES else set()
-        due = due_digest(sub.tz, sub.send_at, now, settled)
+    for sub, due in zip(config.subscribers, due_now(store, config.subscribers, now), strict=True):
         line = f"  {sub.email}: {describe_instant(due.next_at, sub.tz)}"
         if due.date is not None:
             since = describe_instant(due.last_at, sub.tz)

@@ -21,16 +21,6 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
-@pytest.fixture(autouse=True)
-def _embedding_model(request, monkeypatch):
-    """Runs rank by keywords only unless a test asks for the model (fixture `real_model`):
-    embedding every fixture day in every pipeline test would make the suite minutes slower.
-    No warning either: the model is off on purpose here, not missing."""
-    if "real_model" in request.fixturenames:
-        return
-    monkeypatch.setattr("digest.rank.ranker.load_embedder", lambda: None)
-
-
 @pytest.fixture(scope="session")
 def real_model():
     """The shipped embedding model, loaded once for the session."""

@@ -1,9 +1,21 @@
+import re
+from dataclasses import fields, replace
 from datetime import time
 from pathlib import Path
 
 import pytest
 
-from digest.config import load_config, resolve_config_path
+from digest.config import (
+    DEFAULT_HF_PAGE,
+    DeliveryConfig,
+    DigestSettings,
+    SourceConfig,
+    Subscriber,
+    WebConfig,
+    load_config,
+    resolve_config_path,
+)
+from digest.config.schema import SETTING
 from digest.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
@@ -188,3 +200,82 @@ def test_like_accepts_ids_and_urls_and_names_a_bad_entry(tmp_path):
     assert load("[]", min_score=0.5).subscribers[0].min_score == 0.5
     with pytest.raises(ConfigError, match="like: 'my favourite paper' is not an arXiv id"):
         load('["my favourite paper"]')
+
+
+# --- each key declared once (digest/config/schema.py) ----------------------------------------
+
+TABLES = {
+    "[digest]": DigestSettings,
+    "[[source]]": SourceConfig,
+    "[delivery]": DeliveryConfig,
+    "[[subscriber]]": Subscriber,
+    "[web]": WebConfig,
+}
+
+
+def declared_keys(cls: type) -> set[str]:
+    return {f.metadata[SETTING].key or f.name for f in fields(cls) if SETTING in f.metadata}
+
+
+def test_defaults_on_load_are_the_declared_ones(tmp_path):
+    config = load_config(write(tmp_path, '[[subscriber]]\nemail = "a@example.org"\n'))
+    assert config.digest == DigestSettings(state=tmp_path / "digest.sqlite3")
+    assert config.delivery == DeliveryConfig(outbox=tmp_path / "outbox")
+    assert config.sources == (SourceConfig("hf-papers", DEFAULT_HF_PAGE, "hf-papers"),)
+    assert config.subscribers == (Subscriber(email="a@example.org"),)
+
+
+def test_a_subscriber_inherits_digest_keys_with_their_bounds(tmp_path):
+    inherited = {"timezone", "send_at", "max_papers", "min_score", "upvote_boost"}
+    digest_fields = {f.name: f for f in fields(DigestSettings)}
+    for f in fields(Subscriber):
+        if f.name in inherited:
+            here, there = f.metadata[SETTING], digest_fields[f.name].metadata[SETTING]
+            assert (f.default, replace(here, inherit=False)) == (
+                digest_fields[f.name].default,
+                there,
+            )
+    assert {f.name for f in fields(Subscriber) if f.metadata[SETTING].inherit} == inherited
+    for table in ("[digest]", '[[subscriber]]\nemail = "a@example.org"'):
+        assert "max_papers = 501 is out of range (1 to 500)" in error_of(
+            tmp_path, f"{table}\nmax_papers = 501\n"
+        )
+    config = load_config(
+        write(
+            tmp_path,
+            '[digest]\nmin_score = 0.5\nupvote_boost = 2\n[[subscriber]]\nemail = "a@example.org"\n'
+            '[[subscriber]]\nemail = "b@example.org"\nmin_score = 0.1\n',
+        )
+    )
+    a, b = config.subscribers
+    assert (a.min_score, a.upvote_boost, b.min_score, b.upvote_boost) == (0.5, 2.0, 0.1, 2.0)
+
+
+def test_every_declared_key_is_in_the_example_and_nothing_else():
+    text = EXAMPLE.read_text(encoding="utf-8")
+    parts = re.split(r"^#? ?(\[\[?[a-z]+\]\]?)\s*$", text, flags=re.M)
+    for header, cls in TABLES.items():
+        body = "".join(parts[i + 1] for i, part in enumerate(parts) if part == header)
+        written = set(re.findall(r"^#? ?([a-z_]+) = ", body, flags=re.M))
+        assert written == declared_keys(cls), header
+
+
+def test_an_unknown_key_names_every_known_one_when_nothing_is_close(tmp_path):
+    message = error_of(tmp_path, '[web]\nbase_url = "https://x.org"\nzzz = 1\n')
+    assert "[web]: unknown key 'zzz' (fix: known keys: base_url, listen, secret_env)" in message
+
+
+def test_the_place_names_the_subscriber_for_every_key(tmp_path):
+    text = (
+        '[[subscriber]]\nemail = "bob@example.org"\n'
+        '[[subscriber]]\nemail = "ada@example.org"\nmin_score = 3\n'
+    )
+    assert (
+        "digest.toml: [[subscriber]] #2 (ada@example.org): min_score = 3 must be at most 1"
+        in error_of(tmp_path, text)
+    )
+
+
+def test_bound_fix_text_is_kept(tmp_path):
+    message = error_of(tmp_path, "[digest]\ncatch_up_hours = 0\n")
+    assert "[digest]: catch_up_hours = 0 must be above 0 (fix: e.g. catch_up_hours = 12" in message

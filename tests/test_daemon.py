@@ -20,10 +20,11 @@ from digest.config import load_config
 from digest.daemon import Daemon, plan_tick
 from digest.errors import ConfigError, DaemonRunningError
 from digest.lock import DAEMON, read_holder, run_lock
-from digest.pipeline import RunOptions, send_now
+from digest.run import Mode, RunOptions, send_now
 from digest.status import render_schedule
 from digest.store import Store
 from tests.support.helpers import hf_items, hf_page, write_config
+from tests.support.run import deps
 
 ITEMS = hf_items()
 SUBSCRIBERS = [
@@ -39,6 +40,16 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+class WallClock:
+    """The system's time, `ahead` of it once the test says so."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
 
 
 def utc(text: str) -> datetime:
@@ -73,8 +84,8 @@ def world(tmp_path, smtp_server):
         def daemon(self, config=None) -> Daemon:
             return Daemon(
                 config or self.config,
-                clock=self.clock,
-                run_kwargs={"mailer": self.mailer, "fetch_backoff": 0, "fetch_retries": 1},
+                deps(clock=self.clock, mailer=self.mailer),
+                run_options=RunOptions(fetch_backoff=0, fetch_retries=1),
             )
 
         def received(self) -> Counter:
@@ -222,7 +233,7 @@ def test_send_now_refuses_while_the_daemon_runs(world):
         holder = read_holder(world.config.digest.state)
         assert holder is not None and holder.held and holder.role == DAEMON and holder.alive
         with pytest.raises(DaemonRunningError, match="daemon"):
-            send_now(world.config, RunOptions(now=utc("2026-06-15 12:00")))
+            send_now(world.config, RunOptions(), deps(utc("2026-06-15 12:00")))
         result = CliRunner().invoke(cli, ["send-now", "-c", str(world.config.path)])
         assert result.exit_code == 2
         assert "daemon (pid" in result.output and "systemctl stop digest" in result.output
@@ -233,16 +244,16 @@ def test_send_now_refuses_while_the_daemon_runs(world):
 
 def test_send_now_says_when_the_next_digest_is_due_and_records_nothing(world):
     config = world.make(subscribers=SUBSCRIBERS[:1])
-    first = send_now(config, RunOptions(now=utc("2026-06-15 05:30")), mailer=world.mailer)
+    first = send_now(config, RunOptions(), deps(utc("2026-06-15 05:30"), mailer=world.mailer))
     assert [(s.digest_date, s.status) for s in first.subscribers] == [("2026-06-15", "sent")]
     # before the 16th's send time: the 15th is the one "due", and it is done
-    early = send_now(config, RunOptions(now=utc("2026-06-16 05:29")), mailer=world.mailer)
+    early = send_now(config, RunOptions(), deps(utc("2026-06-16 05:29"), mailer=world.mailer))
     [sub] = early.subscribers
     assert sub.status == "already-sent"
     assert sub.detail.endswith("next: 2026-06-16 07:30 CEST / 05:30 UTC")
     # the 16th has nothing new (recorded as empty); a later run that day is "not due"
-    send_now(config, RunOptions(now=utc("2026-06-16 05:30")), mailer=world.mailer)
-    late = send_now(config, RunOptions(now=utc("2026-06-16 09:00")), mailer=world.mailer)
+    send_now(config, RunOptions(), deps(utc("2026-06-16 05:30"), mailer=world.mailer))
+    late = send_now(config, RunOptions(), deps(utc("2026-06-16 09:00"), mailer=world.mailer))
     [sub] = late.subscribers
     assert sub.status == "not-due" and late.exit_code == 0
     assert sub.detail == (
@@ -284,13 +295,12 @@ def test_catch_up_hours_is_validated(tmp_path, value):
 
 def test_preview_shows_the_coming_digest_once_today_is_sent(world):
     config = world.make(subscribers=SUBSCRIBERS[:1])
-    send_now(config, RunOptions(now=utc("2026-06-15 05:30")), mailer=world.mailer)
+    send_now(config, RunOptions(), deps(utc("2026-06-15 05:30"), mailer=world.mailer))
     world.serve(ITEMS[4:8])
     report = send_now(
         config,
-        RunOptions(now=utc("2026-06-15 09:00"), dry_run=True, keep_papers=True),
-        command="preview",
-        deliver=False,
+        RunOptions(mode=Mode.PREVIEW, command="preview", keep_papers=True),
+        deps(utc("2026-06-15 09:00")),
     )
     [sub] = report.subscribers
     assert (sub.digest_date, sub.status) == ("2026-06-16", "dry-run")
@@ -304,13 +314,11 @@ def test_status_command_lists_next_sends_without_state(world):
     assert "bob@example.org: " in result.output and "UTC" in result.output
 
 
-def test_serve_catches_up_reloads_on_sighup_and_stops_on_sigterm(world, caplog, monkeypatch):
+def test_serve_catches_up_reloads_on_sighup_and_stops_on_sigterm(world, caplog):
     """The whole process loop in-process, real clock: start-up catch-up, SIGHUP, a wall-clock
     jump (a suspend), SIGTERM. Signals go to this very process; the handlers are the daemon's."""
     import os
     import signal
-
-    import digest.daemon as daemon_module
 
     caplog.set_level(logging.INFO, logger="digest.daemon")
     now = datetime.now(UTC)
@@ -324,10 +332,12 @@ def test_serve_catches_up_reloads_on_sighup_and_stops_on_sigterm(world, caplog, 
             },
         ]
     )
+    wall = WallClock()  # the real time, until the test moves it on (a suspend)
     daemon = Daemon(
         config,
+        deps(clock=wall, mailer=world.mailer),
         watchdog_every=0.05,
-        run_kwargs={"mailer": world.mailer, "fetch_backoff": 0},
+        run_options=RunOptions(fetch_backoff=0),
     )
 
     def logged(text: str) -> bool:
@@ -346,8 +356,7 @@ def test_serve_catches_up_reloads_on_sighup_and_stops_on_sigterm(world, caplog, 
         assert read_holder(config.digest.state).role == DAEMON
         os.kill(os.getpid(), signal.SIGHUP)
         await until_logged("config reloaded")
-        real_wall = daemon_module._wall
-        monkeypatch.setattr(daemon_module, "_wall", lambda: real_wall() + 3600)
+        wall.ahead = timedelta(hours=1)
         await until_logged("wall clock jumped")
         os.kill(os.getpid(), signal.SIGTERM)
         return await task

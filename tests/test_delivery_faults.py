@@ -10,9 +10,10 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.config import load_config
-from digest.pipeline import RunOptions, send_now
+from digest.run import RunOptions, send_now
 from digest.store import Store
 from tests.support.helpers import hf_items, hf_page, write_config
+from tests.support.run import deps
 
 NOW = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 PEOPLE = ["ada@example.org", "bob@example.org", "cy@example.org"]
@@ -43,7 +44,7 @@ def test_550_and_451_are_recorded_the_others_go_out(tmp_path, smtp_server):
     config = load_config(make_config(tmp_path, smtp_server))
     smtp_server.handler.refuse("bob@example.org", "550 5.1.1 no such user")
     smtp_server.handler.refuse("cy@example.org", "451 4.7.1 greylisted")
-    report = send_now(config, RunOptions(now=NOW), mailer=smtp_server.mailer(retries=2))
+    report = send_now(config, RunOptions(), deps(NOW, mailer=smtp_server.mailer(retries=2)))
     assert report.exit_code == 1
     assert {s.email: s.status for s in report.subscribers} == {
         "ada@example.org": "sent",
@@ -62,7 +63,7 @@ def test_550_and_451_are_recorded_the_others_go_out(tmp_path, smtp_server):
     # Both refusals were definite (never delivered), so each is built anew with a new
     # Message-ID: an old Message-ID never stands for content that may differ.
     smtp_server.handler.clear_faults()
-    again = send_now(config, RunOptions(now=NOW), mailer=smtp_server.mailer(retries=2))
+    again = send_now(config, RunOptions(), deps(NOW, mailer=smtp_server.mailer(retries=2)))
     assert again.exit_code == 0
     assert sorted(recipients(smtp_server)) == sorted(PEOPLE)
     by_rcpt = {m.rcpt_tos[0]: m.message["Message-ID"] for m in smtp_server.messages}
@@ -111,7 +112,7 @@ def test_a_refused_login_stops_the_run_and_the_next_run_delivers(
     report = send_now(
         config,
         RunOptions(),
-        mailer=smtp_server.mailer(username="digest", password_env="DIGEST_SMTP_PASSWORD"),
+        deps(mailer=smtp_server.mailer(username="digest", password_env="DIGEST_SMTP_PASSWORD")),
     )
     assert report.exit_code == 0
     assert sorted(recipients(smtp_server)) == sorted(PEOPLE)
@@ -119,10 +120,9 @@ def test_a_refused_login_stops_the_run_and_the_next_run_delivers(
 
 def test_starttls_refused_sends_nothing_in_plaintext(tmp_path, smtp_server):
     config = load_config(make_config(tmp_path, smtp_server, security="starttls"))
+    # the server offers no STARTTLS
     report = send_now(
-        config,
-        RunOptions(now=NOW),
-        mailer=smtp_server.mailer(security="starttls"),  # the server offers no STARTTLS
+        config, RunOptions(), deps(NOW, mailer=smtp_server.mailer(security="starttls"))
     )
     assert report.exit_code == 1
     assert report.fatal is not None and "STARTTLS" in str(report.fatal)
@@ -133,13 +133,15 @@ def test_starttls_refused_sends_nothing_in_plaintext(tmp_path, smtp_server):
 def test_a_failed_send_never_advances_the_watermark(tmp_path, smtp_server):
     config = load_config(make_config(tmp_path, smtp_server))
     smtp_server.handler.refuse("ada@example.org", "451 4.3.0 later")
-    send_now(config, RunOptions(now=NOW), mailer=smtp_server.mailer(retries=1))
+    send_now(config, RunOptions(), deps(NOW, mailer=smtp_server.mailer(retries=1)))
     with Store.open(config.digest.state) as store:
         assert store.watermark("ada@example.org") is None
         assert store.watermark("bob@example.org") == store.max_seq()
     smtp_server.handler.clear_faults()
     # Two days later, a new date: ada's digest now carries the papers she never received.
-    later = send_now(config, RunOptions(now=NOW + timedelta(days=2)), mailer=smtp_server.mailer())
+    later = send_now(
+        config, RunOptions(), deps(NOW + timedelta(days=2), mailer=smtp_server.mailer())
+    )
     ada = next(s for s in later.subscribers if s.email == "ada@example.org")
     assert ada.status == "sent" and ada.paper_count == 4
     assert next(s for s in later.subscribers if s.email == "bob@example.org").status == (
@@ -159,7 +161,7 @@ def test_one_broken_digest_does_not_stop_the_others(tmp_path, smtp_server, monke
 
     monkeypatch.setattr(digest.mailbuild, "render_digest", render)
     config = load_config(make_config(tmp_path, smtp_server))
-    report = send_now(config, RunOptions(now=NOW), mailer=smtp_server.mailer())
+    report = send_now(config, RunOptions(), deps(NOW, mailer=smtp_server.mailer()))
     assert report.exit_code == 1
     assert {s.email: s.status for s in report.subscribers}["bob@example.org"] == "failed"
     assert sorted(recipients(smtp_server)) == ["ada@example.org", "cy@example.org"]
@@ -176,7 +178,7 @@ def test_a_run_that_crashes_is_recorded_as_failed(tmp_path, smtp_server):
 
     config = load_config(make_config(tmp_path, smtp_server))
     with pytest.raises(RuntimeError):
-        send_now(config, RunOptions(now=NOW), mailer=Exploding())
+        send_now(config, RunOptions(), deps(NOW, mailer=Exploding()))
     with Store.open(config.digest.state) as store:
         run = store.recent_runs(1)[0]
         assert run.exit_code == 1 and "disk on fire" in run.summary
@@ -190,7 +192,7 @@ def test_every_copy_the_server_read_is_the_send_logs_bytes_exactly(tmp_path, smt
     config = load_config(make_config(tmp_path, smtp_server))
     smtp_server.handler.drop(at="data", address="bob@example.org", times=1)  # retried: sent
     smtp_server.handler.drop(at="data", address="cy@example.org", times=None)  # sealed
-    first = send_now(config, RunOptions(now=NOW), mailer=smtp_server.mailer(retries=2))
+    first = send_now(config, RunOptions(), deps(NOW, mailer=smtp_server.mailer(retries=2)))
     assert {s.email: s.status for s in first.subscribers} == {
         "ada@example.org": "sent",
         "bob@example.org": "sent",
@@ -216,7 +218,7 @@ def test_every_copy_the_server_read_is_the_send_logs_bytes_exactly(tmp_path, smt
     ]
 
     smtp_server.handler.clear_faults()
-    again = send_now(config, RunOptions(now=NOW), mailer=smtp_server.mailer())
+    again = send_now(config, RunOptions(), deps(NOW, mailer=smtp_server.mailer()))
     assert {s.email: s.status for s in again.subscribers}["cy@example.org"] == "sent"
     [repeat] = [m for m in smtp_server.messages if m.rcpt_tos == ["cy@example.org"]]
     assert repeat.data == kept["cy@example.org"] == copies["cy@example.org"][0]

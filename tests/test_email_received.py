@@ -10,9 +10,10 @@ from pathlib import Path
 from selectolax.lexbor import LexborHTMLParser
 
 from digest.config import load_config
-from digest.pipeline import RunOptions, send_now
+from digest.run import RunOptions, send_now
 from tests.support.digests import FORBIDDEN, hostile_items
 from tests.support.helpers import hf_items, hf_page, write_config
+from tests.support.run import deps
 
 NOW = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -38,7 +39,7 @@ def run_day(tmp_path: Path, smtp_server, items, *, max_papers: int, keywords=KEY
             delivery={"method": "smtp", "host": "127.0.0.1", "port": 25, "security": "none"},
         )
     )
-    report = send_now(config, RunOptions(now=NOW, keep_papers=True), mailer=smtp_server.mailer())
+    report = send_now(config, RunOptions(keep_papers=True), deps(NOW, mailer=smtp_server.mailer()))
     assert report.exit_code == 0, report.summary()
     [received] = smtp_server.messages
     [sub] = report.subscribers

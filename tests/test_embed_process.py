@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from digest.config import load_config
-from digest.pipeline import RunOptions, send_now
 from digest.rank.embed import DIMENSION, Embedder, ModelUnavailable
 from digest.rank.embed_process import EmbedderProcess
+from digest.run import RunOptions, send_now
+from tests.support.run import deps
 from tests.test_rank_model import DAY, config_for
 
 DAY_FILE = "hf_api_daily_papers_2026-06-12_sotawhat.json"
@@ -73,9 +74,8 @@ def test_a_run_uses_the_model_process_and_leaves_none_behind(
         started.append(EmbedderProcess())
         return started[-1]
 
-    monkeypatch.setattr("digest.rank.ranker.load_embedder", start)
     config = load_config(config_for(tmp_path, DAY_FILE))
-    report = send_now(config, RunOptions(now=DAY, keep_papers=True))
+    report = send_now(config, RunOptions(keep_papers=True), deps(DAY, model=start))
     assert report.exit_code == 0
     [sub] = report.subscribers
     assert sub.status == "sent" and sub.papers
@@ -98,10 +98,9 @@ def test_a_model_process_that_dies_mid_run_falls_back_to_keywords(
             super().ready()
             os.kill(self.pid, signal.SIGKILL)  # as the OOM killer would
 
-    monkeypatch.setattr("digest.rank.ranker.load_embedder", DiesOnceLoaded)
     config = load_config(config_for(tmp_path, DAY_FILE))
     with caplog.at_level(logging.WARNING):
-        report = send_now(config, RunOptions(now=DAY, keep_papers=True))
+        report = send_now(config, RunOptions(keep_papers=True), deps(DAY, model=DiesOnceLoaded))
     assert report.exit_code == 0
     [sub] = report.subscribers
     assert sub.status == "sent" and sub.papers

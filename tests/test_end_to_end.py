@@ -12,9 +12,10 @@ import pytest
 from selectolax.lexbor import LexborHTMLParser
 
 from digest.config import load_config
-from digest.pipeline import RunOptions, send_now
+from digest.run import Mode, RunOptions, send_now
 from digest.store import Store
 from tests.support.helpers import hf_items, hf_page, write_config
+from tests.support.run import deps
 
 DAY1 = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 HF = "https://huggingface.co/papers/"
@@ -74,7 +75,7 @@ def world(tmp_path, http_server, smtp_server):
             self.serve(body)
             now = DAY1 + timedelta(days=n - 1)
             return send_now(
-                config, RunOptions(now=now, **options), mailer=self.mailer, fetch_backoff=0
+                config, RunOptions(**options, fetch_backoff=0), deps(now, mailer=self.mailer)
             )
 
     return World()
@@ -177,7 +178,7 @@ def test_dry_run_and_preview_leave_the_state_alone(world, smtp_server, tmp_path)
     world.day(1, hf_page(world.items[0:5]))
     state = world.config.digest.state
     before = state.read_bytes()
-    r = world.day(2, hf_page(world.items[5:9]), dry_run=True)
+    r = world.day(2, hf_page(world.items[5:9]), mode=Mode.DRY_RUN)
     assert [s.status for s in r.subscribers][0] == "dry-run"
     assert r.subscribers[0].paper_count == 4
     assert len(smtp_server.messages) == 2  # day 1 only
@@ -197,9 +198,8 @@ def test_a_new_subscriber_gets_only_the_lookback(world, smtp_server, tmp_path):
     world.serve(hf_page(world.items[5:8]))
     r = send_now(
         world.config,
-        RunOptions(now=DAY1 + timedelta(days=10), only=("new@example.org",)),
-        mailer=world.mailer,
-        fetch_backoff=0,
+        RunOptions(only=("new@example.org",), fetch_backoff=0),
+        deps(DAY1 + timedelta(days=10), mailer=world.mailer),
     )
     assert r.subscribers[0].status == "sent"
     assert r.subscribers[0].paper_count == 3  # not the 5 from ten days ago

@@ -6,7 +6,8 @@ import gc
 from datetime import UTC, datetime
 
 from digest.heap import YOUNG_THRESHOLD, run_heap, settle
-from digest.pipeline import RunOptions, send_now
+from digest.run import RunOptions, send_now
+from tests.support.run import deps
 from tests.test_integrity import setup
 
 
@@ -50,8 +51,8 @@ def test_a_run_leaves_the_collector_as_it_found_it(tmp_path, smtp_server) -> Non
     before = gc.get_threshold()
     report = send_now(
         config,
-        RunOptions(now=datetime(2026, 6, 12, 7, 0, tzinfo=UTC)),
-        mailer=smtp_server.mailer(retries=1),
+        RunOptions(),
+        deps(datetime(2026, 6, 12, 7, 0, tzinfo=UTC), mailer=smtp_server.mailer(retries=1)),
     )
     assert report.exit_code == 0
     assert len(smtp_server.messages) == 1

@@ -1,4 +1,4 @@
-"""The corners where a paper could be lost, repeated, or a false mail could go out (issue 7).
+"""The corners where a paper could be lost, repeated, or a false mail could go out.
 
 Whole runs through `send_now` or the CLI against the real aiosmtpd server, local pages and a
 real SQLite file; what the server received is the truth.
@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -26,9 +27,10 @@ from digest.config import DeliveryConfig, load_config
 from digest.deliver import SmtpMailer, Stop
 from digest.errors import DuplicateMailError
 from digest.lock import run_lock
-from digest.pipeline import RunOptions, send_now
+from digest.run import RunOptions, send_now
 from digest.store import Store
 from tests.support.helpers import hf_items, hf_page, write_config
+from tests.support.run import deps
 from tests.test_end_to_end import paper_ids
 
 DAY1 = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
@@ -60,14 +62,14 @@ def setup(tmp_path, smtp_server, *, subscribers=None, digest=None, delivery=None
 
 
 def run(config, smtp_server, now, **options):
-    return send_now(config, RunOptions(now=now, **options), mailer=smtp_server.mailer(retries=1))
+    return send_now(config, RunOptions(**options), deps(now, mailer=smtp_server.mailer(retries=1)))
 
 
 def received(smtp_server, rcpt="ada@example.org"):
     return [m for m in smtp_server.messages if rcpt in m.rcpt_tos]
 
 
-# 1 ------------------------------------------------------------------------------------------
+# a new reader's papers ----------------------------------------------------------------------------
 
 
 def test_a_new_subscribers_papers_survive_days_of_refusals(tmp_path, smtp_server):
@@ -87,7 +89,7 @@ def test_a_new_subscribers_papers_survive_days_of_refusals(tmp_path, smtp_server
     assert set(paper_ids(mail.message)) == {i["paper"]["id"] for i in ITEMS[:10]}
 
 
-# 2 ------------------------------------------------------------------------------------------
+# unknown outcomes ---------------------------------------------------------------------------------
 
 
 def test_an_unknown_outcome_is_repeated_byte_for_byte_on_a_later_date(tmp_path, smtp_server):
@@ -121,14 +123,16 @@ def test_an_unknown_outcome_is_repeated_byte_for_byte_on_a_later_date(tmp_path, 
 def test_a_timeout_after_data_is_an_unknown_outcome(tmp_path, smtp_server):
     config, _ = setup(tmp_path, smtp_server, delivery=smtp(smtp_server, timeout=1))
     smtp_server.handler.stall(3, at="data")
-    report = send_now(config, RunOptions(now=DAY1), mailer=smtp_server.mailer(retries=1, timeout=1))
+    report = send_now(
+        config, RunOptions(), deps(DAY1, mailer=smtp_server.mailer(retries=1, timeout=1))
+    )
     assert report.subscribers[0].status == "pending"
     assert "may have been delivered" in report.subscribers[0].detail
     with Store.open(config.digest.state) as store:
         assert store.get_digest("ada@example.org", "2026-06-12").sealed
 
 
-# 3 ------------------------------------------------------------------------------------------
+# forced resends -----------------------------------------------------------------------------------
 
 
 def test_a_failed_forced_resend_rewrites_nothing(tmp_path, smtp_server):
@@ -156,7 +160,7 @@ def test_a_failed_forced_resend_rewrites_nothing(tmp_path, smtp_server):
         assert store.get_digest("ada@example.org", "2026-06-12") == before
 
 
-# 4 and 5 ------------------------------------------------------------------------------------
+# failed sources, empty days -----------------------------------------------------------------------
 
 
 def test_no_false_nothing_new_when_a_source_failed(tmp_path, smtp_server):
@@ -182,7 +186,7 @@ def test_an_empty_hf_page_is_an_empty_day(tmp_path, smtp_server, send_empty):
     assert len(received(smtp_server)) == (1 if send_empty else 0)
 
 
-# 6 ------------------------------------------------------------------------------------------
+# --only -------------------------------------------------------------------------------------------
 
 
 def test_only_names_each_subscriber_once(tmp_path, smtp_server):
@@ -205,7 +209,7 @@ def test_the_mailer_never_sends_one_key_twice_in_a_run(smtp_server):
     assert len(smtp_server.messages) == 1
 
 
-# 7: SIGTERM ----------------------------------------------------------------------------------
+# SIGTERM ----------------------------------------------------------------------------------
 
 
 def test_sigterm_stops_cleanly_and_the_next_run_sends_the_rest(tmp_path, smtp_server):
@@ -283,7 +287,7 @@ def _alive_in_group(pgid: int) -> list[str]:
     return alive
 
 
-# 8: bounded time -----------------------------------------------------------------------------
+# bounded time -----------------------------------------------------------------------------
 
 
 def test_retry_waits_are_capped(smtp_server, monkeypatch):
@@ -351,22 +355,22 @@ def test_the_delivery_deadline_leaves_the_rest_pending(tmp_path, smtp_server):
         ),
         backoff=0,
     )
-    report = send_now(config, RunOptions(now=DAY1), mailer=mailer)
+    report = send_now(config, RunOptions(), deps(DAY1, mailer=mailer))
     statuses = [s.status for s in report.subscribers]
     assert report.exit_code == 1 and "deadline" in report.stopped
     assert 1 <= statuses.count("sent") < 6 and "sent" in statuses and "pending" in statuses
-    again = send_now(config, RunOptions(now=DAY1), mailer=smtp_server.mailer())
+    again = send_now(config, RunOptions(), deps(DAY1, mailer=smtp_server.mailer()))
     assert len(smtp_server.messages) == 6 and again.exit_code == 0
 
 
-# 9: one clock --------------------------------------------------------------------------------
+# one clock --------------------------------------------------------------------------------
 
 
 def test_every_timestamp_of_a_run_comes_from_its_clock(tmp_path, smtp_server):
     config, _ = setup(tmp_path, smtp_server)
     ticks = itertools.count()
     clock = lambda: datetime(2031, 1, 1, 8, tzinfo=UTC) + timedelta(minutes=next(ticks))  # noqa: E731
-    send_now(config, RunOptions(clock=clock), mailer=smtp_server.mailer())
+    send_now(config, RunOptions(), deps(clock=clock, mailer=smtp_server.mailer()))
     with sqlite3.connect(config.digest.state) as conn:
         run_row = conn.execute("SELECT started_at, finished_at FROM runs").fetchone()
         digest_row = conn.execute(
@@ -380,7 +384,7 @@ def test_every_timestamp_of_a_run_comes_from_its_clock(tmp_path, smtp_server):
     assert {s[0] for s in seen} == {run_row[0]}
 
 
-# 10: values that would break every run --------------------------------------------------------
+# values that would break every run --------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -427,7 +431,7 @@ def test_an_empty_subscriber_list_is_a_warning(tmp_path):
     )
 
 
-# 11: state that cannot be used ----------------------------------------------------------------
+# state that cannot be used ----------------------------------------------------------------
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -465,31 +469,33 @@ def test_a_corrupted_state_file_is_one_line_for_send_now_and_status(tmp_path, sm
     _one_line_error(_cli("status", "-c", str(tmp_path / "digest.toml")), "state file")
 
 
-def test_a_disk_that_fills_mid_run_keeps_what_was_sent(tmp_path, smtp_server, monkeypatch):
+class SmallDisk(Store):
+    """The state on a disk with room for a dozen more pages (SQLite's max_page_count)."""
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        store = super().open(path)
+        pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+        store.db.execute(f"PRAGMA max_page_count = {pages + 12}")
+        return store
+
+
+def test_a_disk_that_fills_mid_run_keeps_what_was_sent(tmp_path, smtp_server):
     subscribers = [{"email": f"u{i:02d}@example.org"} for i in range(40)]
     config, _ = setup(tmp_path, smtp_server, subscribers=subscribers)
     with Store.open(config.digest.state):
         pass
-    real_open = Store.open.__func__
-
-    def small_disk(cls, path):
-        store = real_open(cls, path)
-        pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
-        store.conn.execute(f"PRAGMA max_page_count = {pages + 12}")
-        return store
-
-    monkeypatch.setattr(Store, "open", classmethod(small_disk))
     from digest.errors import StateError
 
+    small = replace(deps(DAY1, mailer=smtp_server.mailer()), state=SmallDisk)
     with pytest.raises(StateError, match="free disk space"):
-        send_now(config, RunOptions(now=DAY1), mailer=smtp_server.mailer())
-    monkeypatch.undo()
+        send_now(config, RunOptions(), small)
     got_before = {m.rcpt_tos[0] for m in smtp_server.messages}
     assert 0 < len(got_before) < 40
     with Store.open(config.digest.state) as store:
         recorded = {d.subscriber for d in store.digests() if d.status == "sent"}
     assert recorded <= got_before  # nothing recorded as sent that was not
-    again = send_now(config, RunOptions(now=DAY1), mailer=smtp_server.mailer())
+    again = send_now(config, RunOptions(), deps(DAY1, mailer=smtp_server.mailer()))
     assert again.exit_code == 0
     counts = {}
     for m in smtp_server.messages:
@@ -512,7 +518,7 @@ def test_a_closed_stdout_is_not_an_error(tmp_path, smtp_server):
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
 
 
-# 12: status tells the truth -------------------------------------------------------------------
+# status tells the truth -------------------------------------------------------------------
 
 
 def test_status_shows_a_run_in_progress_as_running(tmp_path, smtp_server):
@@ -543,7 +549,7 @@ def test_a_state_that_refuses_writes_is_a_state_error(tmp_path):
     os.chmod(path, 0o444)
     # Root can write a read-only file, so check the message on a read-only connection instead.
     with Store.open(path) as store:
-        store.conn.execute("PRAGMA query_only = ON")
+        store.db.execute("PRAGMA query_only = ON")
         from digest.errors import StateError
 
         with pytest.raises(StateError, match="cannot write state file"):

@@ -15,12 +15,13 @@ from click.testing import CliRunner
 from digest.cli import cli
 from digest.config import Subscriber, load_config
 from digest.models import Paper
-from digest.pipeline import RunOptions, send_now
 from digest.rank import Ranker, explain_paper
 from digest.rank.embed import MODEL_DIR, Embedder, ModelUnavailable
 from digest.rank.embed_store import load_embeddings
+from digest.run import RunOptions, send_now
 from digest.store import Store
 from tests.support.helpers import hf_items, hf_page, write_config
+from tests.support.run import deps
 from tests.test_rank_matching import DAYS, load
 
 DAY = datetime(2026, 6, 12, 6, 0, tzinfo=UTC)
@@ -65,10 +66,10 @@ def test_model_files_are_checked_at_load(tmp_path: Path) -> None:
 def test_a_run_without_the_model_ranks_by_keywords_with_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("digest.rank.ranker.load_embedder", lambda: Embedder(tmp_path / "none"))
     config = load_config(config_for(tmp_path, "hf_api_daily_papers_2026-06-12_sotawhat.json"))
     with caplog.at_level(logging.WARNING):
-        report = send_now(config, RunOptions(now=DAY, keep_papers=True))
+        missing = deps(DAY, model=lambda: Embedder(tmp_path / "none"))
+        report = send_now(config, RunOptions(keep_papers=True), missing)
     assert report.exit_code == 0
     [sub] = report.subscribers
     assert sub.status == "sent" and sub.papers
@@ -85,12 +86,11 @@ def test_each_paper_is_embedded_once_across_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real_model: Embedder
 ) -> None:
     counting = CountingEmbedder(real_model)
-    monkeypatch.setattr("digest.rank.ranker.load_embedder", lambda: counting)
     first_day = "hf_api_daily_papers_2026-06-12_sotawhat.json"
     config = load_config(config_for(tmp_path, first_day))
     day1 = {p.id for p in load(first_day)}
 
-    assert send_now(config, RunOptions(now=DAY)).exit_code == 0
+    assert send_now(config, RunOptions(), deps(DAY, model=lambda: counting)).exit_code == 0
     with Store.open(config.digest.state) as store:
         stored = load_embeddings(store, day1, real_model.name)
     assert stored.keys() == day1
@@ -99,7 +99,9 @@ def test_each_paper_is_embedded_once_across_runs(
 
     # A second run over the same page: nothing new, nothing embedded again.
     counting.texts.clear()
-    report = send_now(config, RunOptions(now=DAY + timedelta(days=1), keep_papers=True))
+    report = send_now(
+        config, RunOptions(keep_papers=True), deps(DAY + timedelta(days=1), model=lambda: counting)
+    )
     assert report.exit_code == 0
     assert [t for t in counting.texts if len(t) > 200] == []
 
@@ -107,7 +109,8 @@ def test_each_paper_is_embedded_once_across_runs(
     second_day = "hf_api_daily_papers_2026-07-31_allnewsai.json"
     (tmp_path / "papers.html").write_text(hf_page(hf_items(second_day)), encoding="utf-8")
     counting.texts.clear()
-    assert send_now(config, RunOptions(now=DAY + timedelta(days=2))).exit_code == 0
+    later = deps(DAY + timedelta(days=2), model=lambda: counting)
+    assert send_now(config, RunOptions(), later).exit_code == 0
     day2 = {p.id for p in load(second_day)} - day1
     assert len([t for t in counting.texts if len(t) > 200]) == len(day2)
 
@@ -189,10 +192,11 @@ def test_a_liked_paper_not_in_the_state_is_ignored_with_one_warning(
 # --- explain ---------------------------------------------------------------------------------
 
 
-def test_explain_prints_parts_reasons_and_the_cut(tmp_path: Path) -> None:
+def test_explain_prints_parts_reasons_and_the_cut(tmp_path: Path, real_model: Embedder) -> None:
     path = config_for(tmp_path, "hf_api_daily_papers_2026-06-12_sotawhat.json", max_papers=3)
     config = load_config(path)
-    send_now(config, RunOptions(now=DAY))  # the state now holds the day (model off here)
+    # The state now holds the day, ranked by the model as `explain` ranks it.
+    send_now(config, RunOptions(), deps(DAY, model=lambda: real_model))
     sent = Store.open(config.digest.state)
     [record] = sent.digests("ada@example.org")
     sent.close()
@@ -226,10 +230,9 @@ def test_a_model_that_fails_mid_run_falls_back_to_keywords(
         def embed(self, texts: list[str]) -> np.ndarray:
             raise RuntimeError("onnxruntime fell over")
 
-    monkeypatch.setattr("digest.rank.ranker.load_embedder", lambda: Broken())
     config = load_config(config_for(tmp_path, "hf_api_daily_papers_2026-06-12_sotawhat.json"))
     with caplog.at_level(logging.WARNING):
-        report = send_now(config, RunOptions(now=DAY, keep_papers=True))
+        report = send_now(config, RunOptions(keep_papers=True), deps(DAY, model=Broken))
     assert report.exit_code == 0 and report.subscribers[0].papers
     assert len([r for r in caplog.records if "model failed" in r.getMessage()]) == 1
 

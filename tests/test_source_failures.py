@@ -14,10 +14,11 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.config import load_config
-from digest.pipeline import RunOptions, send_now
+from digest.run import RunOptions, send_now
 from digest.store import Store
 from tests.support.helpers import FIXTURES, hf_items, hf_page, write_config
 from tests.support.httpserver import Reply
+from tests.support.run import deps
 
 NOW = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 ARXIV_RSS = (FIXTURES / "arxiv_rss_cs_LG_2026-04-27_distill.xml").read_bytes()
@@ -84,10 +85,8 @@ def two_sources(tmp_path, http_server, smtp_server):
     def run(day: int):
         return send_now(
             config,
-            RunOptions(now=NOW + timedelta(days=day)),
-            mailer=mailer,
-            fetch_backoff=0,
-            fetch_retries=1,
+            RunOptions(fetch_backoff=0, fetch_retries=1),
+            deps(NOW + timedelta(days=day), mailer=mailer),
         )
 
     return config, run

@@ -5,9 +5,9 @@ import pytest
 
 from digest.errors import RunLockedError, StateError
 from digest.lock import run_lock
-from digest.migrations import MIGRATIONS
 from digest.models import Paper
 from digest.store import Store
+from digest.store.migrations import MIGRATIONS
 
 DAY1 = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -54,7 +54,7 @@ def test_record_papers_counts_new_and_keeps_first_seen(store):
     assert store.record_papers([paper("1"), paper("2")], now=DAY1) == 2
     assert store.record_papers([paper("2", upvotes=9), paper("3")], now=DAY2) == 1
     assert store.get_papers(["2"])["2"].upvotes == 9
-    first_seen = dict(store.conn.execute("SELECT id, first_seen FROM papers"))
+    first_seen = dict(store.db.execute("SELECT id, first_seen FROM papers"))
     assert first_seen["2"].startswith("2026-06-12")
     assert first_seen["3"].startswith("2026-06-13")
 
@@ -217,11 +217,11 @@ def test_a_forced_resend_never_touches_the_digest(store):
 
 
 def test_a_failed_write_rolls_back_and_says_so(store):
-    with pytest.raises(StateError, match="cannot write state file"), store.transaction() as conn:
+    with pytest.raises(StateError, match="cannot write state file"), store.db.transaction() as conn:
         conn.execute("INSERT INTO runs (command, started_at) VALUES ('x', 'now')")
         conn.execute("INSERT INTO no_such_table VALUES (1)")
     assert store.recent_runs() == []  # rolled back
-    with pytest.raises(ValueError), store.transaction() as conn:
+    with pytest.raises(ValueError), store.db.transaction() as conn:
         conn.execute("INSERT INTO runs (command, started_at) VALUES ('x', 'now')")
         raise ValueError("a bug in the caller")
     assert store.recent_runs() == []  # rolled back too

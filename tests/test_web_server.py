@@ -9,11 +9,12 @@ from click.testing import CliRunner
 
 from digest.cli import cli, preview_json
 from digest.errors import ConfigError
-from digest.pipeline import RunOptions, send_now
+from digest.run import Mode, RunOptions, send_now
 from digest.status import render_status
 from digest.store import Store
 from digest.web.guard import CSP, RateLimiter
 from digest.web.server import WebServerError, bind_socket, serve_web
+from tests.support.run import deps
 from tests.support.webtools import (
     DAY1,
     SECRET,
@@ -191,7 +192,9 @@ def test_a_like_changes_that_readers_next_ranking(world, real_model):
     # tells them apart.
     world.serve_page(world.items[10:40])
     report = send_now(
-        world.config, RunOptions(now=DAY1.replace(day=13), dry_run=True, keep_papers=True)
+        world.config,
+        RunOptions(mode=Mode.DRY_RUN, keep_papers=True),
+        deps(DAY1.replace(day=13), model=lambda: real_model),
     )
     preview = {s["email"]: s["papers"] for s in preview_json(report)["subscribers"]}
     ada_rank = [(p["id"], p["score"]) for p in preview["ada@example.org"]]

@@ -7,12 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from digest.clock import utc_now
 from digest.config import Config, Subscriber
 from digest.errors import UsageError
 from digest.ids import normalise_arxiv_id
 from digest.models import Paper, RankedPaper
+from digest.rank.embed import TextEmbedder
 from digest.rank.ranker import Ranker, Scored, Scoring
-from digest.store import Store, paper_from_json, utc_now
+from digest.store import Store
 
 
 @dataclass
@@ -31,8 +33,14 @@ class Explanation:
 
 
 def explain_paper(
-    config: Config, paper_id: str, email: str, *, now: datetime | None = None
+    config: Config,
+    paper_id: str,
+    email: str,
+    *,
+    model: TextEmbedder | None = None,
+    now: datetime | None = None,
 ) -> Explanation:
+    """`model`: the embedding model (None: keywords only)."""
     sub = config.subscriber(email)
     key = normalise_arxiv_id(paper_id) or paper_id.strip()
     now = now or utc_now()
@@ -50,7 +58,7 @@ def explain_paper(
         new = any(p.id == key for p in candidates)
         if not new:
             candidates = _same_day(store, key)
-        ranker = Ranker.for_run(store, candidates, subscribers=[sub])
+        ranker = Ranker.for_run(store, candidates, subscribers=[sub], embedder=model)
         try:
             scoring = ranker.score(candidates, sub, store.feedback(sub.email))
         finally:
@@ -94,9 +102,4 @@ def _verdict(ranker: Ranker, scoring: Scoring, scored: Scored, position: int, ke
 
 def _same_day(store: Store, paper_id: str) -> list[Paper]:
     """The papers first seen on the (UTC) day this one was: its day's digest, roughly."""
-    rows = store.conn.execute(
-        "SELECT data FROM papers WHERE substr(first_seen, 1, 10) = "
-        "(SELECT substr(first_seen, 1, 10) FROM papers WHERE id = ?) ORDER BY seq",
-        (paper_id,),
-    )
-    return [paper_from_json(data) for (data,) in rows]
+    return store.papers_first_seen_with(paper_id)

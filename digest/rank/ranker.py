@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -47,7 +47,7 @@ from digest.rank.profile import (
     profile_text,
 )
 from digest.rank.profile_vectors import ProfileVectors
-from digest.store import Store, paper_from_json
+from digest.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -502,19 +502,14 @@ class Ranker:
 
 
 def _recent_papers(store: Store, limit: int) -> list[Paper]:
-    rows = store.conn.execute("SELECT data FROM papers ORDER BY seq DESC LIMIT ?", (limit,))
-    return [paper_from_json(data) for (data,) in rows]
+    return store.recent_papers(limit)
 
 
 def run_papers(store: Store, *, lookback_days: int, now: datetime) -> list[Paper]:
     """The papers a run's subscribers may get: first seen within lookback_days (and a day),
     so they are indexed and embedded before the first subscriber. An older candidate (a
     digest that kept failing) is prepared when it comes up."""
-    since = (now - timedelta(days=lookback_days + 1)).astimezone(UTC).isoformat(timespec="seconds")
-    rows = store.conn.execute(
-        "SELECT data FROM papers WHERE first_seen >= ? ORDER BY seq", (since,)
-    )
-    return [paper_from_json(data) for (data,) in rows]
+    return store.papers_first_seen_since(now - timedelta(days=lookback_days + 1))
 
 
 def rank_papers(

@@ -1,48 +1,43 @@
-"""Text clean-up for the email: one line, no control or bidi characters, readable LaTeX, cut to
-size. Every string taken from a page passes through `clean` once per run (the Renderer caches
-the cleaned paper), so these regexes run once per paper, not once per paper per digest.
+"""Text clean-up for the email: what only the mail needs on top of valid text. Validity (no
+surrogate, control, bidi or zero-width character; NFC; one line; long words and sizes
+bounded) is `digest.text.valid_text`'s, the same function every source runs its text through,
+so the two never disagree; here LaTeX is made readable and text is cut for the layout. Every
+string taken from a page passes through `clean` once per run (the Renderer caches the cleaned
+paper), so these regexes run once per paper, not once per paper per digest.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from urllib.parse import urlsplit
 
-# C0 controls other than whitespace, DEL, C1 controls, and the bidi embeddings, overrides and
-# isolates (U+202A-U+202E, U+2066-U+2069): removed. Whitespace controls become spaces.
-_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_WS = re.compile(r"\s+")
+from digest.text import trim, valid_text, valid_url
+
 _SENTENCE_END = re.compile(r"[.!?](?=\s+[\"'(\[]?[A-Z0-9])")
+
+__all__ = [
+    "LONG_TEXT_CHARS",
+    "TITLE_CHARS",
+    "clean",
+    "cut_at_sentence",
+    "first_sentence",
+    "readable_latex",
+    "safe_url",
+    "trim",  # digest.text's, re-exported: the renderer's modules cut text from here
+]
 
 TITLE_CHARS = 300  # a title longer than this is cut (a 10 KB title would fill a phone screen)
 LONG_TEXT_CHARS = 4000  # any other field is cut here before anything else looks at it
 
 
 def clean(text: str | None, limit: int = LONG_TEXT_CHARS) -> str:
-    """One line of text: control and bidi characters gone, whitespace collapsed, LaTeX made
-    readable, at most `limit` characters (cut at a word boundary)."""
-    if not text:
-        return ""
-    # Cut hostile sizes before the regexes see them (with room for what they remove).
-    text = text[: limit * 4 + 64]
-    text = _WS.sub(" ", _INVISIBLE.sub("", text)).strip()
+    """One line of valid text (digest.text.valid_text) with LaTeX made readable, at most
+    `limit` characters (cut at a word boundary)."""
+    # Valid first, with room for what readable LaTeX shortens; cut to the layout's size after.
+    text = valid_text(text, limit * 4 + 64)
     if "\\" in text or "$" in text:
         text = readable_latex(text)
     return trim(text, limit)
-
-
-def trim(text: str, limit: int) -> str:
-    """Cut text to at most `limit` characters at a word boundary, ending in "…"."""
-    if len(text) <= limit:
-        return text
-    if limit <= 0:
-        return ""
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space >= limit * 0.6:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:.-–—") + "…"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -68,17 +63,9 @@ def first_sentence(text: str, limit: int) -> str:
 
 
 def safe_url(url: str) -> str:
-    """An http(s) URL fit for an href and a text line, or "" (javascript: and the like)."""
-    url = url.strip()
-    if not url or _INVISIBLE.search(url) or any(c.isspace() and c != " " for c in url):
-        return ""
-    try:
-        scheme = urlsplit(url).scheme.lower()
-    except ValueError:
-        return ""
-    if scheme not in ("http", "https"):
-        return ""
-    return url.replace(" ", "%20")
+    """An http(s) URL fit for an href and a text line, or "" (javascript: and the like, and
+    any URL holding an invisible character): digest.text.valid_url, the sources' own check."""
+    return valid_url(url)
 
 
 # --- simple LaTeX -> Unicode -------------------------------------------------------------------

@@ -12,10 +12,14 @@ Public API used by the pipeline:
     normalise_arxiv_id(text) -> str | None          # "oai:arXiv.org:2604.21935v1" -> "2604.21935"
 
 fetch_source and fetch_all never raise SourceError: a failed source has ``.error`` set (a
-FetchError, ParseError or PageChangedError naming the source) and no papers.
+FetchError, ParseError or PageChangedError naming the source) and no papers. Every Paper they
+give is valid (digest.sources.valid.valid_paper over digest.text.valid_text: no surrogate,
+control, bidi or zero-width character, NFC, every field bounded); one bad entry is skipped with
+a warning, never the rest of its page or feed. Errors and warnings are valid text too.
 
-Modules: http (fetching, retries, conditional GET, local files), text
-(plain text from HTML), hf_items/hf_api/hf_page (Hugging Face), feed (RSS/Atom), merge.
+Modules: http (fetching, retries, conditional GET, local files), redirects (which redirects
+are followed), text (bodies that are text; plain text from HTML), valid (a Paper made valid),
+hf_items/hf_api/hf_page (Hugging Face), feed (RSS/Atom), merge.
 """
 
 from digest.ids import is_arxiv_id, normalise_arxiv_id, normalise_link

@@ -9,6 +9,7 @@ third-party feeds of HF Daily Papers (HTML descriptions with "Authors:", "Upvote
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import time
@@ -27,7 +28,15 @@ from digest.ids import (
 )
 from digest.models import Paper
 from digest.sources.result import skipped_warnings
-from digest.sources.text import collapse, detail_text, html_to_text
+from digest.sources.text import (
+    collapse,
+    detail_text,
+    html_to_text,
+    is_binary,
+    not_text_reason,
+)
+from digest.sources.valid import UnusableEntry, valid_paper
+from digest.text import replace_surrogates
 
 FEED_FIX = "check the url points at an RSS or Atom feed"
 _ARXIV_DESCRIPTION = re.compile(
@@ -41,6 +50,14 @@ _BARE_AMPERSAND = re.compile(rb"&(?!(?:[a-zA-Z][a-zA-Z0-9]*|#[0-9]+|#x[0-9a-fA-F
 _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL
 )
+_WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_XML_ENCODING = re.compile(
+    rb"""^(?:\xef\xbb\xbf)?\s*<\?xml\s[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']"""
+)
+_UTF8_NAMES = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii"})
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+# Characters XML 1.0 forbids (raw); a feed holding one is not well-formed.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def parse_feed(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[str]]:
@@ -53,6 +70,13 @@ def parse_feed(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[str
     name, url = source.name, source.url
     if not body.strip():
         raise ParseError(f"{name}: {url} is empty, not a feed", source=name, fix=FEED_FIX)
+    if is_binary(body):
+        raise ParseError(
+            f"{name}: {url} is not a readable feed ({not_text_reason(body)}, not text)",
+            source=name,
+            fix=FEED_FIX,
+        )
+    body, repairs = repair_xml(body)
     if _HTML_START.match(body[:4096]):
         raise ParseError(
             f"{name}: {url} returned an HTML page{_html_title(body)}, not an RSS/Atom feed",
@@ -65,6 +89,11 @@ def parse_feed(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[str
     bozo = bool(parsed.get("bozo"))
     problem = _reason(parsed.get("bozo_exception")) if bozo else ""
     warnings: list[str] = []
+    if repairs:
+        warnings.append(
+            f"{name}: the feed from {url} holds {repairs}; read with them replaced by U+FFFD "
+            "or removed"
+        )
     if bozo and _BARE_AMPERSAND.search(body):
         # The commonest feed bug: "R&D" unescaped. Escaped, the document may be well-formed,
         # which reads better than feedparser's lenient parser ("R&D;").
@@ -74,8 +103,9 @@ def parse_feed(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[str
                 list(repaired["entries"]),
                 source,
                 [
+                    *warnings,
                     f"{name}: the feed from {url} is not well-formed ({problem}); "
-                    "read it with its bare '&' escaped"
+                    "read it with its bare '&' escaped",
                 ],
             )
 
@@ -115,6 +145,57 @@ def parse_feed(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[str
     return _papers(entries, source, warnings)
 
 
+def repair_xml(body: bytes) -> tuple[bytes, str]:
+    """The feed as XML a strict parser reads, and what was repaired ("" for nothing).
+
+    In any document but UTF-16/32 ones: a character reference to what XML forbids (a
+    surrogate, NUL or another control, past U+10FFFF) becomes U+FFFD (a control: nothing). In a
+    UTF-8 document (declared so, or by default): invalid UTF-8 becomes U+FFFD and raw control
+    characters are removed. Otherwise feedparser would read the whole feed leniently (a
+    document declared UTF-8 as windows-1252) or fail on it (``&#xD800;``), good entries too.
+    """
+    if body.startswith(_WIDE_BOMS):
+        return body, ""
+    refs = 0
+
+    def legal(match: re.Match[bytes]) -> bytes:
+        nonlocal refs
+        hex_digits, digits = match.groups()
+        code = -1
+        if len((hex_digits or digits).lstrip(b"0")) <= 8:
+            code = int(hex_digits, 16) if hex_digits else int(digits)
+        if code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD:
+            return match.group()
+        if 0x10000 <= code <= 0x10FFFF:
+            return match.group()
+        refs += 1
+        return b"" if 0 <= code < 0x20 else b"&#xFFFD;"
+
+    if b"&#" in body:
+        body = _CHAR_REF.sub(legal, body)
+    declared = _XML_ENCODING.match(body)
+    invalid = controls = 0
+    if declared is None or declared.group(1).lower() in _UTF8_NAMES:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = body.decode("utf-8", errors="replace")
+            invalid = text.count("\ufffd") - body.count("\ufffd".encode())
+        text, controls = _XML_FORBIDDEN.subn("", text)
+        if invalid or controls:
+            body = text.encode("utf-8")
+    found = [
+        f"{count} {what}"
+        for count, what in (
+            (invalid, "invalid UTF-8 sequence(s)"),
+            (controls, "control character(s)"),
+            (refs, "reference(s) to characters XML forbids"),
+        )
+        if count
+    ]
+    return body, ", ".join(found)
+
+
 def _parse(body: bytes) -> Any:
     # A stream, so feedparser never treats the bytes as a URL or a file name to open.
     return feedparser.parse(io.BytesIO(body))
@@ -127,11 +208,12 @@ def _papers(
     papers: list[Paper] = []
     skipped: list[str] = []
     for index, entry in enumerate(entries):
-        paper = _paper(entry, name)
-        if isinstance(paper, str):
-            skipped.append(f"entry {index + 1}: {paper}")
-        else:
-            papers.append(paper)
+        try:
+            papers.append(_paper(entry, name))
+        except UnusableEntry as exc:
+            skipped.append(f"entry {index + 1}: {exc}")
+        except Exception as exc:  # an unforeseen value in one entry must not sink the others
+            skipped.append(f"entry {index + 1}: {UnusableEntry(f'{type(exc).__name__}: {exc}')}")
     if not papers:
         raise ParseError(
             f"{name}: none of the {len(entries)} entries of {url} has an id and a title "
@@ -142,8 +224,9 @@ def _papers(
     return papers, warnings + skipped_warnings(name, skipped, len(entries), "entries")
 
 
-def _paper(entry: Any, source_name: str) -> Paper | str:
-    """The Paper of one entry, or why it has none."""
+def _paper(entry: Any, source_name: str) -> Paper:
+    """The valid Paper of one entry (digest.sources.valid); UnusableEntry says why it has
+    none."""
     link = (entry.get("link") or "").strip()
     guid = (entry.get("id") or "").strip()
     hrefs = [(lnk.get("href") or "").strip() for lnk in entry.get("links") or []]
@@ -169,26 +252,26 @@ def _paper(entry: Any, source_name: str) -> Paper | str:
     elif guid:
         key = normalise_link(guid)
     else:
-        return "no id, guid or link"
-    if not title:
-        return f"{key} has no title"
+        raise UnusableEntry("no id, guid or link")
 
     authors = _authors(entry)
     if not authors and fields.get("authors"):
         authors = _split_names(fields["authors"])
-    return Paper(
-        id=key,
-        title=title,
-        abstract=abstract,
-        authors=authors,
-        url=_page_url(link, arxiv_id),
-        arxiv_url=arxiv_abs_url(arxiv_id) if arxiv_id else "",
-        pdf_url=arxiv_pdf_url(arxiv_id) if arxiv_id else _pdf_link(entry),
-        upvotes=_int(fields.get("upvotes")),
-        published=_published(entry),
-        categories=_categories(entry),
-        sources=[source_name],
-        announce_type=announce_type,
+    return valid_paper(
+        Paper(
+            id=key,
+            title=title,
+            abstract=abstract,
+            authors=authors,
+            url=_page_url(link, arxiv_id),
+            arxiv_url=arxiv_abs_url(arxiv_id) if arxiv_id else "",
+            pdf_url=arxiv_pdf_url(arxiv_id) if arxiv_id else _pdf_link(entry),
+            upvotes=_int(fields.get("upvotes")),
+            published=_published(entry),
+            categories=_categories(entry),
+            sources=[source_name],
+            announce_type=announce_type,
+        )
     )
 
 
@@ -208,7 +291,7 @@ def _labelled_paragraphs(fragment: str) -> dict[str, str]:
     bold label, as the HF daily feeds write them. Empty when the HTML has no such labels."""
     if not fragment or ":" not in fragment:
         return {}
-    tree = LexborHTMLParser(fragment, is_fragment=True)
+    tree = LexborHTMLParser(replace_surrogates(fragment), is_fragment=True)
     root = tree.root
     if root is None:
         return {}
@@ -286,7 +369,7 @@ def _int(value: str | None) -> int | None:
     if not value:
         return None
     digits = value.replace(",", "").strip()
-    return int(digits) if digits.isdigit() else None
+    return int(digits) if digits.isdecimal() and len(digits) <= 15 else None
 
 
 def _reason(exc: Any) -> str:
@@ -306,4 +389,4 @@ def _html_title(body: bytes) -> str:
     tree = LexborHTMLParser(body[:65536])
     node = tree.css_first("title")
     title = collapse(node.text()) if node is not None else ""
-    return f" ({title[:80]!r})" if title else ""
+    return f" ({collapse(title, 80)!r})" if title else ""

@@ -16,6 +16,9 @@ from digest.sources.hf_page import parse_hf_page
 from digest.sources.http import fetch_bytes
 from digest.sources.merge import merge_papers
 from digest.sources.result import SourceResult, Validators
+from digest.text import valid_text
+
+MESSAGE_CHARS = 2_000  # an error or a warning is one line of at most this many characters
 
 Parser = Callable[[bytes, SourceConfig], tuple[list[Paper], list[str]]]
 
@@ -54,7 +57,7 @@ async def fetch_source(
             source=source.name,
             fix="report it",
         )
-        return SourceResult(source, [], error=error)
+        return SourceResult(source, [], error=_named(error, source))
     if fetched.not_modified:
         return SourceResult(source, [], not_modified=True, validators=fetched.validators)
     try:
@@ -67,12 +70,12 @@ async def fetch_source(
             source=source.name,
             fix="report it",
         )
-        return SourceResult(source, [], error=error)
+        return SourceResult(source, [], error=_named(error, source))
     return SourceResult(
         source,
         merge_papers(papers),
         validators=fetched.validators,
-        warnings=warnings,
+        warnings=[valid_text(w, MESSAGE_CHARS) for w in warnings],
     )
 
 
@@ -100,6 +103,11 @@ async def fetch_all(
 
 
 def _named(error: SourceError, source: SourceConfig) -> SourceError:
+    """The error naming its source, its message valid text: it may quote what the server
+    sent (a reason phrase, a page title, an entry's id)."""
     if not error.source:
         error.source = source.name
+    error.message = valid_text(error.message, MESSAGE_CHARS)
+    if error.fix:
+        error.fix = valid_text(error.fix, MESSAGE_CHARS)
     return error

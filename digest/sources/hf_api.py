@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from digest.config import SourceConfig
 from digest.errors import ParseError
 from digest.models import Paper
-from digest.sources.hf_items import papers_from_items
+from digest.sources.hf_items import load_json, papers_from_items
 from digest.sources.result import skipped_warnings
-from digest.sources.text import collapse
+from digest.sources.text import collapse, is_binary, not_text_reason
 
 HF_HOSTS = ("huggingface.co", "www.huggingface.co")
 API_PATH = "/api/daily_papers"
@@ -34,6 +34,13 @@ def api_url(url: str) -> str:
 def parse_hf_api(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[str]]:
     """Papers and warnings from an API response. ``[]`` is an empty day (weekends)."""
     name, url = source.name, source.url
+    if is_binary(body):
+        raise ParseError(
+            f"{name}: {url} returned {not_text_reason(body)}, not JSON",
+            source=name,
+            fix="check the url; it should be https://huggingface.co/api/daily_papers",
+        )
+    # Invalid UTF-8 is read with U+FFFD: a bad byte in one paper must not fail the others.
     text = body.decode("utf-8", errors="replace").lstrip("\ufeff")
     if not text.strip():
         raise ParseError(
@@ -42,7 +49,7 @@ def parse_hf_api(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[s
             fix="check the url; it should be the daily_papers API",
         )
     try:
-        data = json.loads(text)
+        data = load_json(text)
     except json.JSONDecodeError as exc:
         looks = "an HTML page" if text.lstrip()[:1] == "<" else "broken JSON"
         raise ParseError(
@@ -56,7 +63,7 @@ def parse_hf_api(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[s
     if not isinstance(data, list):
         detail = ""
         if isinstance(data, dict) and isinstance(data.get("error"), str):
-            detail = f": {collapse(data['error'])[:200]}"
+            detail = f": {collapse(data['error'], 200)}"
         raise ParseError(
             f"{name}: {url} returned a JSON {type(data).__name__}, not a list of papers{detail}",
             source=name,

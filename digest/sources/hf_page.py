@@ -18,15 +18,16 @@ from digest.config import SourceConfig
 from digest.errors import PageChangedError, ParseError
 from digest.ids import arxiv_abs_url, arxiv_pdf_url, hf_paper_url, normalise_arxiv_id
 from digest.models import Paper
-from digest.sources.hf_items import papers_from_items
+from digest.sources.hf_items import load_json, papers_from_items
 from digest.sources.result import skipped_warnings
-from digest.sources.text import collapse
+from digest.sources.text import collapse, is_binary, not_text_reason
+from digest.sources.valid import UnusableEntry, valid_paper
 
 DATA_SELECTOR = 'div[data-target="DailyPapers"]'
 CARD_SELECTOR = 'article h3 > a[href^="/papers/"]'
 UPVOTES_SELECTOR = "div.leading-none"
 PAGE_CHANGED_FIX = "the page structure changed; check the url or report it"
-_COUNT = re.compile(r"^\d+$")
+_COUNT = re.compile(r"^[0-9]{1,15}$")
 EMPTY_LIST = "its dailyPapers list is empty"
 
 
@@ -39,6 +40,13 @@ def parse_hf_page(body: bytes, source: SourceConfig) -> tuple[list[Paper], list[
             source=name,
             fix="check the url; the next run will try again",
         )
+    if is_binary(body):
+        raise ParseError(
+            f"{name}: {url} returned {not_text_reason(body)}, not a Daily Papers page",
+            source=name,
+            fix="check the url",
+        )
+    # Lexbor decodes the bytes as UTF-8, each invalid sequence as U+FFFD (as browsers do).
     tree = LexborHTMLParser(body)
     problem = ""
     props_node = tree.css_first(DATA_SELECTOR)
@@ -76,7 +84,7 @@ def _items(node: LexborNode) -> tuple[list[Any], str]:
     if not raw or not raw.strip():
         return [], "its data-props attribute is missing or empty"
     try:
-        props = json.loads(raw)
+        props = load_json(raw)
     except json.JSONDecodeError as exc:
         return [], f"its data-props is not valid JSON ({exc.msg} at column {exc.colno})"
     if not isinstance(props, dict):
@@ -98,24 +106,26 @@ def _cards(tree: LexborHTMLParser, source_name: str) -> tuple[list[Paper], int]:
         href = link.attrs.get("href") or ""
         raw_id = href.removeprefix("/papers/").split("?", 1)[0].split("#", 1)[0].strip("/")
         arxiv_id = normalise_arxiv_id(raw_id)
-        title = collapse(link.text())
-        if not arxiv_id or not title:
+        if not arxiv_id or arxiv_id in seen:
+            skipped += not arxiv_id
+            continue
+        try:
+            paper = valid_paper(
+                Paper(
+                    id=arxiv_id,
+                    title=collapse(link.text()),
+                    url=hf_paper_url(arxiv_id),
+                    arxiv_url=arxiv_abs_url(arxiv_id),
+                    pdf_url=arxiv_pdf_url(arxiv_id),
+                    upvotes=_upvotes(_article_of(link)),
+                    sources=[source_name],
+                )
+            )
+        except UnusableEntry:  # no title left
             skipped += 1
             continue
-        if arxiv_id in seen:
-            continue
         seen.add(arxiv_id)
-        papers.append(
-            Paper(
-                id=arxiv_id,
-                title=title,
-                url=hf_paper_url(arxiv_id),
-                arxiv_url=arxiv_abs_url(arxiv_id),
-                pdf_url=arxiv_pdf_url(arxiv_id),
-                upvotes=_upvotes(_article_of(link)),
-                sources=[source_name],
-            )
-        )
+        papers.append(paper)
     return papers, skipped
 
 
@@ -131,7 +141,7 @@ def _upvotes(article: LexborNode | None) -> int | None:
         return None
     # The "Submitted by" badge is also div.leading-none: the count is the one that is a number.
     for node in article.css(UPVOTES_SELECTOR):
-        text = collapse(node.text()).replace(",", "")
+        text = collapse(node.text(), 40).replace(",", "")
         if _COUNT.match(text):
             return int(text)
     return None

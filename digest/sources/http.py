@@ -19,6 +19,7 @@ import httpx
 from digest import __version__
 from digest.config import SourceConfig
 from digest.errors import FetchError
+from digest.sources.redirects import MAX_REDIRECTS, redirect_refusal
 from digest.sources.result import Validators
 
 USER_AGENT = f"paper-digest/{__version__} (+https://github.com/paper-digest/paper-digest)"
@@ -52,11 +53,11 @@ class Fetched:
 
 
 def make_client(user_agent: str | None = None) -> httpx.AsyncClient:
-    """The HTTP client every source fetch shares: redirects followed, timeouts set, and a
-    User-Agent naming this service. Close it (``async with make_client() as client``)."""
+    """The HTTP client every source fetch shares: timeouts set, and a User-Agent naming this
+    service. Close it (``async with make_client() as client``). fetch_bytes follows redirects
+    itself, under the policy of digest.sources.redirects, whatever the client's setting."""
     return httpx.AsyncClient(
-        follow_redirects=True,
-        max_redirects=10,
+        follow_redirects=False,
         timeout=httpx.Timeout(DEFAULT_TIMEOUT),
         headers={"User-Agent": user_agent or USER_AGENT},
     )
@@ -148,32 +149,9 @@ async def _attempt(
     sent_validators: Validators | None,
 ) -> Fetched:
     name = source.name
-    timeout = httpx.Timeout(source.timeout)
     try:
         async with asyncio.timeout(source.timeout * ATTEMPT_DEADLINE_FACTOR):
-            async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
-                if response.status_code == 304:
-                    if sent_validators is None:
-                        raise FetchError(
-                            f"{name}: HTTP 304 Not Modified for {url} without a conditional GET",
-                            source=name,
-                            fix="the server misbehaves; report it or use another url",
-                        )
-                    return Fetched(
-                        b"",
-                        str(response.url),
-                        not_modified=True,
-                        validators=_validators(response) or sent_validators,
-                    )
-                if response.status_code >= 400:
-                    raise _status_error(source, url, response)
-                body = await _read_body(source, url, response)
-                return Fetched(
-                    body,
-                    str(response.url),
-                    content_type=response.headers.get("Content-Type", ""),
-                    validators=_validators(response),
-                )
+            return await _follow(source, client, url, headers, sent_validators=sent_validators)
     except TimeoutError:
         raise _Retryable(
             FetchError(
@@ -200,18 +178,18 @@ async def _attempt(
             )
         ) from None
     except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        if "location header" in str(exc).lower():  # httpx: "Invalid URL in location header"
+            raise FetchError(
+                f"{name}: {url} redirects to an invalid URL: {_reason(exc)}",
+                source=name,
+                fix="check the url; the server sends a broken redirect",
+            ) from None
         raise _Retryable(
             FetchError(
                 f"{name}: the connection broke while fetching {url}: {_reason(exc)}",
                 source=name,
                 fix="a network or server hiccup; the next run will try again",
             )
-        ) from None
-    except httpx.TooManyRedirects:
-        raise FetchError(
-            f"{name}: too many redirects fetching {url}",
-            source=name,
-            fix="check the url; it redirects in a loop",
         ) from None
     except httpx.HTTPError as exc:  # unsupported protocol, proxy, decoding, invalid URL, ...
         raise FetchError(
@@ -220,9 +198,73 @@ async def _attempt(
             fix="check the url",
         ) from None
     except httpx.InvalidURL as exc:
+        if _parses(url):  # the configured url is fine: it was a redirect's Location
+            raise FetchError(
+                f"{name}: {url} redirects to an invalid URL: {exc}",
+                source=name,
+                fix="check the url; the server sends a broken redirect",
+            ) from None
         raise FetchError(
             f"{name}: invalid url {url!r}: {exc}", source=name, fix="check the url"
         ) from None
+
+
+async def _follow(
+    source: SourceConfig,
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    *,
+    sent_validators: Validators | None,
+) -> Fetched:
+    """GET `url`, following redirects the policy allows (digest.sources.redirects)."""
+    name = source.name
+    timeout = httpx.Timeout(source.timeout)
+    current = url
+    for _hop in range(MAX_REDIRECTS + 1):
+        async with client.stream(
+            "GET", current, headers=headers, timeout=timeout, follow_redirects=False
+        ) as response:
+            if response.next_request is not None:  # a 3xx with a Location
+                target = str(response.next_request.url)
+                refusal = redirect_refusal(url, current, target)
+                if refusal is not None:
+                    raise FetchError(
+                        f"{name}: refused to follow the redirect from {current} to "
+                        f"{target}: {refusal}",
+                        source=name,
+                        fix="set the source's url to where it should lead, if you trust it",
+                    )
+                current = target
+                continue
+            where = url if current == url else f"{url} (redirected to {current})"
+            if response.status_code == 304:
+                if sent_validators is None:
+                    raise FetchError(
+                        f"{name}: HTTP 304 Not Modified for {where} without a conditional GET",
+                        source=name,
+                        fix="the server misbehaves; report it or use another url",
+                    )
+                return Fetched(
+                    b"",
+                    str(response.url),
+                    not_modified=True,
+                    validators=_validators(response) or sent_validators,
+                )
+            if response.status_code >= 400:
+                raise _status_error(source, where, response)
+            body = await _read_body(source, where, response)
+            return Fetched(
+                body,
+                str(response.url),
+                content_type=response.headers.get("Content-Type", ""),
+                validators=_validators(response),
+            )
+    raise FetchError(
+        f"{name}: too many redirects fetching {url} (more than {MAX_REDIRECTS})",
+        source=name,
+        fix="check the url; it redirects in a loop or too deep",
+    )
 
 
 async def _read_body(source: SourceConfig, url: str, response: httpx.Response) -> bytes:
@@ -307,6 +349,14 @@ async def _read_local(source: SourceConfig, url: str) -> Fetched:
             fix="check the file's permissions",
         ) from None
     return Fetched(body, str(path))
+
+
+def _parses(url: str) -> bool:
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    return True
 
 
 def _host(url: str) -> str:

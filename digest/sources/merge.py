@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from digest.models import Paper
+from digest.sources.valid import MAX_CATEGORIES
 
 HF_PAGE_PREFIX = "https://huggingface.co/papers/"
 
@@ -53,7 +54,7 @@ def _merge_into(into: Paper, other: Paper) -> None:
     into.comments = _most(into.comments, other.comments)
     into.stars = _most(into.stars, other.stars)
     into.published = _earliest(into.published, other.published)
-    into.categories = _union(into.categories, other.categories)
+    into.categories = _union(into.categories, other.categories)[:MAX_CATEGORIES]
     into.sources = _union(into.sources, other.sources)
     if into.announce_type != "new" and (other.announce_type == "new" or not into.announce_type):
         into.announce_type = other.announce_type or into.announce_type

@@ -32,9 +32,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from digest.clock import utc_now
 from digest.config import Config
 from digest.ids import is_arxiv_id
-from digest.store import Store, utc_now
+from digest.store import Store
 from digest.web import pages
 from digest.web.forms import FormError, read_form
 from digest.web.guard import Guard, RateLimiter

@@ -20,9 +20,9 @@ from datetime import datetime
 
 import uvicorn
 
+from digest.clock import utc_now
 from digest.config import Config, WebConfig
 from digest.errors import DigestError
-from digest.store import utc_now
 from digest.web.app import create_app
 from digest.web.guard import RateLimiter
 

@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 
 from digest.config import Config, load_config
-from digest.pipeline import RunOptions, RunReport, send_now
+from digest.run import RunOptions, RunReport, send_now
 from digest.web.guard import RateLimiter
 from digest.web.server import serve_web
 from tests.support.helpers import hf_items, hf_page, write_config
+from tests.support.run import deps
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 DAY1 = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
@@ -128,7 +129,7 @@ class WebWorld:
         self.serve_page(items)
         now = DAY1 + timedelta(days=n - 1)
         return send_now(
-            self.config, RunOptions(now=now, **options), mailer=self.mailer, fetch_backoff=0
+            self.config, RunOptions(**options, fetch_backoff=0), deps(now, mailer=self.mailer)
         )
 
     def mails_to(self, email: str) -> list[Any]:

@@ -1,0 +1,272 @@
+"""One run, left to right: open the state -> gather (fetch, record) -> the run's context
+(ranker, trending, links) -> stream (plan, build, deliver, record) -> the report.
+
+    report = send_now(config, RunOptions(...), Deps(...))    # the CLI and tests
+    report = await run_digest(config, options, deps, stop=stop)   # the daemon
+
+A dry run and a preview run the very same steps against an in-memory copy of the state and
+write the digests to files instead of mailing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from digest.config import Config, Subscriber, WebConfig, check_secrets
+from digest.deliver import Mailer, Stop, make_mailer
+from digest.errors import EXIT_FAILED, DigestError, UsageError
+from digest.heap import run_heap, settle
+from digest.lock import async_run_lock
+from digest.mailbuild import MailBuilder
+from digest.models import DigestLinks
+from digest.plan import TRENDING, RunContext
+from digest.rank import Ranker, run_papers
+from digest.rank.embed import ModelUnavailable, TextEmbedder
+from digest.rank.ranker import close_model, load_embedder
+from digest.run.gather import Gathered, gather_papers
+from digest.run.options import SHIPPED_MODEL, Deps, RunOptions
+from digest.run.preview import PreviewWriter
+from digest.run.report import Progress, RunReport, SubscriberReport
+from digest.run.stream import stream_digests
+from digest.schedule import Due
+from digest.sources import make_client
+from digest.store import Recorder, Store, due_now
+from digest.web import links as web_links
+from digest.web.tokens import require_secret
+
+log = logging.getLogger(__name__)
+
+
+def send_now(
+    config: Config,
+    options: RunOptions | None = None,
+    deps: Deps | None = None,
+    *,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Synchronous entry point of `run_digest` (the CLI and tests call this).
+
+    SIGTERM and SIGINT stop it cleanly: no new SMTP transaction starts, the ones in flight
+    finish and are recorded, and the rest stays pending for the next run.
+    """
+
+    async def main() -> RunReport:
+        stop = Stop.new()
+        with _stop_on_signals(stop):
+            return await run_digest(
+                config, options or RunOptions(), deps or Deps(), stop=stop, progress=progress
+            )
+
+    return asyncio.run(main())
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: Stop) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set in the main thread
+        return
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set, f"stopped by {sig.name}")
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def run_digest(
+    config: Config,
+    options: RunOptions,
+    deps: Deps,
+    *,
+    stop: Stop | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Run the whole flow once. Raises DigestError only for what stops a run before it starts
+    (bad usage, secrets missing, state unusable, lock held) or a state that cannot be written
+    mid-run; everything else is in the report."""
+    started = deps.clock()
+    subscribers = select_subscribers(config, options.only)
+    if not options.dry_run:
+        check_secrets(config)
+    stop = stop or Stop.new()
+    report = RunReport(command=options.command, dry_run=options.dry_run)
+    async with AsyncExitStack() as stack:
+        stack.enter_context(run_heap())
+        store = await _open_state(stack, config, options, deps)
+        client = deps.http
+        if client is None:
+            client = await stack.enter_async_context(make_client())
+        run_id = store.start_run(options.command, now=started)
+        # The render workers start now: they load while the sources are fetched and ranked.
+        builder = MailBuilder.for_run(len(subscribers) if options.builds_mail else 0)
+        stack.callback(builder.close)
+        builder.start(config.digest.templates)
+        model = start_model(deps)  # in its own process, loading while the sources are fetched
+        stack.callback(close_model, model)
+        try:
+            store.seal_interrupted(now=started)
+            store.prune_messages(now=started)
+            gathered = await gather_papers(
+                config,
+                store,
+                client,
+                started,
+                backoff=options.fetch_backoff,
+                retries=options.fetch_retries,
+            )
+            report.sources, report.new_papers = gathered.sources, gathered.new
+            due = _due(config, store, options, subscribers, gathered, started, report)
+            ctx = _context(config, store, options, started, gathered, due, model)
+            stack.callback(ctx.ranker.close)
+            sink = _sink(config, options, deps, report)
+            settle()  # the day's papers, their index and the profiles live until the run ends
+            recorder = Recorder(store, deps.clock, dry_run=options.dry_run)
+            await stream_digests(ctx, due, sink, builder, recorder, report, stop, progress)
+        except BaseException as exc:
+            summary = f"stopped by {type(exc).__name__}: {exc}"
+            with contextlib.suppress(DigestError):
+                store.finish_run(run_id, exit_code=EXIT_FAILED, summary=summary, now=deps.clock())
+            raise
+        report.stopped = stop.reason
+        summary = report.summary()
+        store.finish_run(run_id, exit_code=report.exit_code, summary=summary, now=deps.clock())
+    return report
+
+
+async def _open_state(
+    stack: AsyncExitStack, config: Config, options: RunOptions, deps: Deps
+) -> Store:
+    """The state for this run: a copy for a dry run; else the file, with its run lock
+    (waiting for another run never blocks the event loop)."""
+    opener = deps.state or Store
+    if options.dry_run:
+        store = opener.open_copy(config.digest.state)
+    else:
+        if not options.lock_held:
+            lock = async_run_lock(config.digest.state, timeout=options.lock_timeout)
+            await stack.enter_async_context(lock)
+        store = opener.open(config.digest.state)
+    stack.callback(store.close)
+    return store
+
+
+def start_model(deps: Deps) -> TextEmbedder | None:
+    """The run's embedding model, starting to load now; None ranks by keywords (with one
+    warning when the model was wanted but cannot start)."""
+    factory = load_embedder if deps.model is SHIPPED_MODEL else deps.model
+    if factory is None:
+        return None
+    try:
+        return factory()
+    except ModelUnavailable as exc:
+        log.warning("ranking by keywords only: the embedding model is unavailable (%s)", exc)
+        return None
+
+
+def _due(
+    config: Config,
+    store: Store,
+    options: RunOptions,
+    subscribers: Sequence[Subscriber],
+    gathered: Gathered,
+    now: datetime,
+    report: RunReport,
+) -> list[tuple[Subscriber, Due]]:
+    """Each subscriber with what the schedule says of them now (their start point fixed the
+    first time they are seen). The daemon holds everyone back while a source fails."""
+    if options.defer_on_source_failure and gathered.failed:
+        detail = f"source failed: {', '.join(gathered.failed)}"
+        report.subscribers += [
+            SubscriberReport(sub.email, "", "deferred", detail=detail) for sub in subscribers
+        ]
+        return []
+    store.register_subscribers(
+        [s.email for s in subscribers], now=now, lookback_days=config.digest.lookback_days
+    )
+    dues = due_now(store, subscribers, now, catch_up=options.catch_up)
+    return list(zip(subscribers, dues, strict=True))
+
+
+def _context(
+    config: Config,
+    store: Store,
+    options: RunOptions,
+    now: datetime,
+    gathered: Gathered,
+    due: Sequence[tuple[Subscriber, Due]],
+    model: TextEmbedder | None,
+) -> RunContext:
+    upvoted = sorted(
+        (p for p in gathered.papers if p.upvotes), key=lambda p: (-(p.upvotes or 0), p.id)
+    )
+    return RunContext(
+        config=config,
+        store=store,
+        options=options,
+        now=now,
+        upto_seq=store.max_seq(),
+        sources_failed=bool(gathered.failed),
+        trending=upvoted[: TRENDING * 4],
+        # Index and embed the papers the run's subscribers may get, once (embeddings are
+        # stored); an older candidate is prepared when it comes up.
+        ranker=Ranker.for_run(
+            store,
+            run_papers(store, lookback_days=config.digest.lookback_days, now=now),
+            subscribers=[sub for sub, _ in due],
+            embedder=model,
+        ),
+        unsubscribed=store.unsubscribed(),
+        links=_SignedLinks(config.web, require_secret(config.web)) if config.web else None,
+    )
+
+
+def _sink(config: Config, options: RunOptions, deps: Deps, report: RunReport) -> Mailer | None:
+    """Where the built mails go: the mailer; a folder for a dry run; nowhere for a preview
+    without --out (it only plans)."""
+    if options.dry_run:
+        if not options.writes_files:
+            return None
+        report.output_dir = options.output_dir or Path(tempfile.mkdtemp(prefix="digest-dry-run-"))
+        return PreviewWriter(report.output_dir)
+    return deps.mailer or make_mailer(config.delivery)
+
+
+@dataclass(frozen=True)
+class _SignedLinks:
+    """digest.plan.Links over the web side's signed links."""
+
+    web: WebConfig
+    secret: bytes
+
+    def unsubscribe_url(self, email: str) -> str:
+        return web_links.unsubscribe_url(self.web, self.secret, email)
+
+    def digest_links(self, email: str, day: str, paper_ids: Sequence[str]) -> DigestLinks:
+        return web_links.digest_links(self.web, self.secret, email, day, paper_ids)
+
+
+def select_subscribers(config: Config, only: Sequence[str]) -> list[Subscriber]:
+    """The configured subscribers, or those named by --only: each once, whatever the case."""
+    if not only:
+        return list(config.subscribers)
+    chosen: dict[str, Subscriber] = {}
+    try:
+        for email in only:
+            sub = config.subscriber(email)
+            chosen.setdefault(sub.email.lower(), sub)
+    except DigestError as exc:
+        raise UsageError(exc.message, fix=exc.fix) from None
+    return list(chosen.values())
