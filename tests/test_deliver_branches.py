@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
-from digest.deliver import Stop
+from digest.deliver import Stop, smtp
 from digest.errors import DeliverySetupError
 from tests.support.delivery import Recorder, deliver_list, make_mail
 
@@ -114,3 +115,40 @@ def test_a_login_refused_on_reconnect_gives_the_tried_mail_an_outcome(smtp_serve
         raise AssertionError("the refused login did not stop the run")
     outcome = rec.outcomes["ada@example.org"]
     assert (outcome.status, outcome.attempts) == ("pending", 1)
+
+
+def test_a_worker_whose_cancellation_was_swallowed_stops_at_its_next_step():
+    """Python 3.11's asyncio.wait_for, which aiosmtplib waits for each reply with, returns the
+    reply instead of raising when the reply arrives in the same loop turn as a cancellation:
+    the worker then goes on as if never cancelled. It checks before every transaction and
+    callback, so it starts nothing and reports nothing more."""
+    calls = []
+
+    async def main():
+        run = smtp._Run(
+            asyncio.Queue(),
+            on_attempt=calls.append,
+            on_outcome=calls.append,
+            limiter=None,
+            stop=Stop.new(),
+            deadline=asyncio.get_running_loop().time() + 60,
+            deadline_text="",
+        )
+        assert run.may_start()
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, as wait_for may do
+            await asyncio.sleep(WAIT)
+        assert task.cancelling() == 1
+        for step in (run.may_start, lambda: run.attempt(make_mail("ada")), run.take):
+            try:
+                result = step()
+                if asyncio.iscoroutine(result):
+                    await result
+            except asyncio.CancelledError:
+                continue
+            raise AssertionError(f"{step} went on in a cancelled worker")
+
+    asyncio.run(main())
+    assert calls == []

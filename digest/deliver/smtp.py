@@ -66,9 +66,18 @@ class _Run:
 
     def may_start(self) -> bool:
         """Whether a new SMTP transaction may start now (no stop, no fatal error, in time)."""
+        _raise_if_cancelled()
         if not self.stop.is_set() and asyncio.get_running_loop().time() >= self.deadline:
             self.stop.set(self.deadline_text)
         return not self.stopping and not self.stop.is_set()
+
+    def attempt(self, mail: OutgoingMail) -> None:
+        _raise_if_cancelled()
+        self.on_attempt(mail)
+
+    def outcome(self, outcome: SendOutcome) -> None:
+        _raise_if_cancelled()
+        self.on_outcome(outcome)
 
     def fail(self, exc: BaseException) -> None:
         if self.error is None:
@@ -195,13 +204,13 @@ class SmtpMailer:
         try:
             while (mail := await run.take()) is not None:
                 if run.unreachable:
-                    run.on_outcome(
+                    run.outcome(
                         SendOutcome(mail, "pending", 0, detail=f"not tried: {run.unreachable}")
                     )
                     continue
                 outcome = await self._send_one(run, conn, mail)
                 if outcome is not None:
-                    run.on_outcome(outcome)
+                    run.outcome(outcome)
         except asyncio.CancelledError:
             await conn.close(polite=False)
             raise
@@ -255,7 +264,7 @@ class SmtpMailer:
         except DeliverySetupError as exc:
             if tries.last is not None:
                 failure = Failure(False, one_line(exc.message), exc.code)
-                run.on_outcome(tries.pending(failure, attempts=tries.attempts - 1))
+                run.outcome(tries.pending(failure, attempts=tries.attempts - 1))
             raise
         except Exception as exc:
             run.connect_failures += 1
@@ -264,7 +273,7 @@ class SmtpMailer:
         if run.limiter is not None:
             await run.limiter.acquire()
         tries.reached = True
-        run.on_attempt(tries.mail)
+        run.attempt(tries.mail)
         try:
             reply = await conn.send(sendable)
         except Exception as exc:
@@ -274,6 +283,18 @@ class SmtpMailer:
                 await conn.close(polite=False)
             return failure
         return SendOutcome(tries.mail, "sent", tries.attempts, 250, one_line(f"250 {reply}"))
+
+
+def _raise_if_cancelled() -> None:
+    """Raise CancelledError in a worker whose cancellation was swallowed. Python 3.11's
+    asyncio.wait_for (aiosmtplib waits for every reply with it) returns the reply instead of
+    raising when the reply arrives in the same loop turn as the cancellation; the task then
+    goes on as if never cancelled. Checked before every transaction and callback, so a
+    cancelled worker starts nothing and reports nothing more (its mail in flight gets no
+    outcome, as with any cancellation)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _sleep_unless_stopped(seconds: float, run: _Run) -> None:
