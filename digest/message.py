@@ -201,15 +201,16 @@ def _b_word(data: bytes) -> str:
     return "=?utf-8?b?" + binascii.b2a_base64(data, newline=False).decode("ascii") + "?="
 
 
-def _patch_qp(encoded: bytes) -> bytes:
+def _patch_qp(encoded: bytes, data: bytes) -> bytes:
     """Mend the two places where binascii.b2a_qp (CRLF mode) breaks its own rules.
 
     It writes up to 75 characters of a line, then escapes the line's trailing space or tab in
     place ("=20", "=09"): up to 77. Such a line gets a soft break before that escape (only a
     trailing space or tab is ever escaped as =20 or =09, so a find does). And a "." that a soft
     break puts alone on a line is left as it is: it is escaped here ("=" at a line end is
-    always a soft break)."""
-    for escape in (b"=20\r\n", b"=09\r\n"):
+    always a soft break). `data` is what was encoded: a tab in it is rare and found at memchr
+    speed, a 5-byte find costs about 0.5 ns a byte."""
+    for escape in (b"=20\r\n", b"=09\r\n") if b"\t" in data else (b"=20\r\n",):
         at = encoded.find(escape)
         while at != -1:
             if at + 3 - (encoded.rfind(b"\n", 0, at) + 1) > 76:
@@ -238,7 +239,7 @@ def _encode_body(text: str) -> tuple[str, bytes]:
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     # binascii keeps the line ends it is given: CRLF in, CRLF out (soft breaks included).
-    encoded = _patch_qp(binascii.b2a_qp(data, quotetabs=False, istext=True, header=False))
+    encoded = _patch_qp(binascii.b2a_qp(data, quotetabs=False, istext=True, header=False), data)
     base64_size = (len(data) + 2) // 3 * 4 * 78 // 76
     if len(encoded) > base64_size:
         lines = [
