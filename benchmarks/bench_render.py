@@ -5,8 +5,10 @@
 
 "first" is a fresh Renderer rendering one digest (templates loaded, CSS inlined, nothing
 cached); "cached" is the mean over --digests digests rendered by one Renderer for readers who
-get overlapping papers in different orders (a run's steady state). "wire" adds building the
-message bytes. Real HF fixture papers, with reasons. Not part of the test suite.
+get overlapping papers in different orders (a run's steady state). "wire bytes" is build_wire
+alone on those rendered digests; "build_mail" is what a render worker does per digest (render
+with its cached Renderer, then build_wire). Each is the median of 3 rounds (the machine is
+shared). Real HF fixture papers, with reasons. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ def content_for(papers: list[Paper], rng: random.Random, n: int) -> DigestConten
     )
 
 
+def median_ms(work, count: int) -> float:  # type: ignore[no-untyped-def]
+    """The median of 3 rounds of work(), in milliseconds per item."""
+    rounds = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        work()
+        rounds.append((time.perf_counter() - t0) * 1000 / count)
+    return statistics.median(rounds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--papers", type=int, default=15)
@@ -62,7 +74,7 @@ def main() -> None:
     rng = random.Random(7)
     contents = [content_for(papers, rng, args.papers) for _ in range(args.digests)]
 
-    try:  # the Renderer (issue 8); before it existed, render_digest did everything per call
+    try:  # the Renderer; before it existed, render_digest did everything per call
         from digest.render import Renderer
 
         def fresh():  # type: ignore[no-untyped-def]
@@ -88,22 +100,32 @@ def main() -> None:
         rounds.append((time.perf_counter() - t0) * 1000 / len(contents))
     cached = statistics.median(rounds)
 
-    wire = None
+    wire = build = None
     try:
+        from digest.mailbuild import MailHeaders, build_mail
         from digest.message import build_wire
 
-        t0 = time.perf_counter()
-        for c, r in zip(contents, rendered, strict=True):
-            build_wire(
-                r,
-                from_addr="Paper Digest <digest@example.org>",
-                to_addr=c.subscriber_email,
-                to_name=c.subscriber_name,
-                message_id="<x.1@example.org>",
-                date=datetime(2026, 6, 12, 7, tzinfo=UTC),
-                unsubscribe_mailto="digest@example.org",
-            )
-        wire = (time.perf_counter() - t0) * 1000 / len(contents)
+        when = datetime(2026, 6, 12, 7, tzinfo=UTC)
+        args_for = [
+            {
+                "from_addr": "Paper Digest <digest@example.org>",
+                "to_addr": c.subscriber_email,
+                "to_name": c.subscriber_name,
+                "message_id": "<x.1@example.org>",
+                "date": when,
+                "unsubscribe_mailto": "digest@example.org",
+            }
+            for c in contents
+        ]
+        wire = median_ms(
+            lambda: [build_wire(r, **a) for r, a in zip(rendered, args_for, strict=True)],
+            len(contents),
+        )
+        headers = [MailHeaders(**a) for a in args_for]  # type: ignore[arg-type]
+        build = median_ms(
+            lambda: [build_mail(c, h) for c, h in zip(contents, headers, strict=True)],
+            len(contents),
+        )
     except ImportError:
         pass
 
@@ -112,7 +134,9 @@ def main() -> None:
     print(f"first (fresh renderer): {statistics.median(firsts):.1f} ms per digest (median of 5)")
     print(f"cached (one renderer):  {cached:.2f} ms per digest (median of 3 rounds)")
     if wire is not None:
-        print(f"wire bytes:             {wire:.2f} ms per message")
+        print(f"wire bytes:             {wire:.2f} ms per message (median of 3 rounds)")
+    if build is not None:
+        print(f"build_mail:             {build:.2f} ms per digest (median of 3 rounds)")
     print(f"HTML size:              {size / 1024:.1f} KiB mean")
 
 

@@ -86,14 +86,6 @@ class DeliveryError(DigestError):
         self.code = code
 
 
-class TransientDeliveryError(DeliveryError):
-    """4xx, 421, timeouts, dropped connections: retry later, the digest stays pending."""
-
-
-class PermanentDeliveryError(DeliveryError):
-    """5xx for this recipient: record it, do not retry in a loop."""
-
-
 class DuplicateMailError(DeliveryError):
     """A mailer was handed two mails with one (subscriber, date) key in a run: a bug. The
     second is never sent, and the run stops."""

@@ -1,4 +1,4 @@
-"""digest.deliver over SMTP, against a real aiosmtpd server (tests/smtpd.py).
+"""digest.deliver over SMTP, against a real aiosmtpd server (tests/support/smtpd.py).
 
 Every test asserts on what the server actually received, not only on what the client reports.
 """
@@ -6,8 +6,6 @@ Every test asserts on what the server actually received, not only on what the cl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
@@ -20,55 +18,10 @@ from digest.deliver import (
     SmtpMailer,
     make_mailer,
 )
-from digest.deliver.smtp import SETUP_FIX
+from digest.deliver.replies import SETUP_FIX
 from digest.errors import DeliverySetupError
+from tests.support.delivery import DAY, FROM, Recorder, deliver_list, make_mail, run
 from tests.support.smtpd import SmtpTestServer, free_port
-
-DAY = "2026-06-12"
-FROM = "Paper Digest <digest@example.org>"
-
-
-def make_mail(name: str, day: str = DAY) -> OutgoingMail:
-    address = f"{name}@example.org"
-    msg = EmailMessage()
-    msg["From"] = FROM
-    msg["To"] = address
-    msg["Subject"] = f"Your paper digest for {day}"
-    msg["Message-ID"] = f"<{day}.{name}@digest.example.org>"
-    msg.set_content(f"Hello {name}, here are today's papers.\n")
-    msg.add_alternative(f"<p>Hello {name}, here are today's papers.</p>", subtype="html")
-    return OutgoingMail.from_message((address, day), address, msg)
-
-
-class Recorder:
-    """Records on_attempt / on_outcome calls, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str]] = []  # (kind, recipient, status)
-        self.outcomes: dict[str, SendOutcome] = {}
-
-    def on_attempt(self, mail: OutgoingMail) -> None:
-        assert mail.recipient not in self.outcomes, "attempt after the final outcome"
-        self.events.append(("attempt", mail.recipient, ""))
-
-    def on_outcome(self, outcome: SendOutcome) -> None:
-        assert outcome.mail.recipient not in self.outcomes, "two outcomes for one mail"
-        self.outcomes[outcome.mail.recipient] = outcome
-        self.events.append(("outcome", outcome.mail.recipient, outcome.status))
-
-    def attempts(self, recipient: str) -> int:
-        return sum(1 for kind, r, _ in self.events if kind == "attempt" and r == recipient)
-
-    def check_order(self) -> None:
-        """Each mail: one or more attempts, then exactly one outcome, nothing after it."""
-        last: dict[str, str] = {}
-        for kind, recipient, _ in self.events:
-            assert last.get(recipient) != "outcome", f"{kind} after the outcome of {recipient}"
-            last[recipient] = kind
-
-
-def run(mailer: SmtpMailer | OutboxMailer, mails: Sequence[OutgoingMail], rec: Recorder):
-    return asyncio.run(mailer.deliver(mails, on_attempt=rec.on_attempt, on_outcome=rec.on_outcome))
 
 
 def received_for(server: SmtpTestServer, recipient: str) -> list:
@@ -110,18 +63,34 @@ def test_message_is_sent_byte_for_byte(smtp_server):
     before = mail.data
     run(smtp_server.mailer(), [mail], Recorder())
     assert mail.data == before
-    assert smtp_server.messages[0].data.replace(b"\r\n", b"\n") == before.replace(b"\r\n", b"\n")
+    # The bytes the server read, unchanged: CRLFs, the last line end, nothing normalised.
+    assert smtp_server.messages[0].data == before
+    assert smtp_server.handler.data_seen == [(["ada@example.org"], before)]
 
 
 @pytest.mark.parametrize(
-    ("body", "by_the_library"),
+    ("body", "received", "by_the_library"),
     [
-        (b"Hello,\r\n\r\nplain wire form: written as it is.\r\n", False),
-        (b".a line that starts with a dot\r\n..and two\r\n.\r\nend\r\n", False),  # stuffed
-        (b"a bare\nline feed and a bare\rcarriage return", True),  # normalised
+        (
+            b"Hello,\r\n\r\nplain wire form: written as it is.\r\n",
+            b"Hello,\r\n\r\nplain wire form: written as it is.\r\n",
+            False,
+        ),
+        (  # dot-stuffed on the way, unstuffed by the server: the same bytes arrive
+            b".a line that starts with a dot\r\n..and two\r\n.\r\nend\r\n",
+            b".a line that starts with a dot\r\n..and two\r\n.\r\nend\r\n",
+            False,
+        ),
+        (  # not wire form: the library normalises the line ends and ends the last line
+            b"a bare\nline feed and a bare\rcarriage return",
+            b"a bare\r\nline feed and a bare\r\ncarriage return\r\n",
+            True,
+        ),
     ],
 )
-def test_data_arrives_intact_whatever_its_lines(smtp_server, monkeypatch, body, by_the_library):
+def test_data_arrives_intact_whatever_its_lines(
+    smtp_server, monkeypatch, body, received, by_the_library
+):
     library_data = aiosmtplib.SMTP.data
     calls = []
 
@@ -139,8 +108,7 @@ def test_data_arrives_intact_whatever_its_lines(smtp_server, monkeypatch, body, 
     [outcome] = run(smtp_server.mailer(), [mail], Recorder())
     assert outcome.status == "sent"
     [got] = smtp_server.messages
-    expected = (head + body).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    assert got.data.replace(b"\r\n", b"\n").rstrip(b"\n") == expected.rstrip(b"\n")
+    assert got.data == head + received  # exactly, as the server read it
     assert len(calls) == int(by_the_library)
 
 
@@ -274,8 +242,11 @@ def test_a_failing_callback_stops_the_run(smtp_server):
     mails = [make_mail(f"user{i}") for i in range(3)]
     with pytest.raises(Boom):
         asyncio.run(
-            smtp_server.mailer(connections=1).deliver(
-                mails, on_attempt=lambda mail: None, on_outcome=on_outcome
+            deliver_list(
+                smtp_server.mailer(connections=1),
+                mails,
+                on_attempt=lambda mail: None,
+                on_outcome=on_outcome,
             )
         )
     assert len(smtp_server.messages) == 1  # nothing more was sent after the callback failed

@@ -13,7 +13,7 @@ from digest.config import DeliveryConfig
 from digest.deliver import OutboxMailer, RateLimiter, make_mailer, outbox_filename
 from digest.deliver.outbox import write_atomically
 from digest.errors import DeliverySetupError
-from tests.test_deliver import Recorder, make_mail, run
+from tests.support.delivery import Recorder, make_mail, run
 
 
 def outbox_config(tmp_path, name: str = "outbox") -> DeliveryConfig:

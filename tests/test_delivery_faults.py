@@ -183,3 +183,42 @@ def test_a_run_that_crashes_is_recorded_as_failed(tmp_path, smtp_server):
         run = store.recent_runs(1)[0]
         assert run.exit_code == 1 and "disk on fire" in run.summary
         assert {d.status for d in store.digests()} == {"pending"}
+
+
+def test_every_copy_the_server_read_is_the_send_logs_bytes_exactly(tmp_path, smtp_server):
+    """Byte for byte, with nothing normalised: what the server read (the DATA it then dropped
+    too), what the send log kept (unpacked), a retry within the run and a repeat the next run
+    are the same bytes."""
+    config = load_config(make_config(tmp_path, smtp_server))
+    smtp_server.handler.drop(at="data", address="bob@example.org", times=1)  # retried: sent
+    smtp_server.handler.drop(at="data", address="cy@example.org", times=None)  # sealed
+    first = send_now(config, RunOptions(), deps(NOW, mailer=smtp_server.mailer(retries=2)))
+    assert {s.email: s.status for s in first.subscribers} == {
+        "ada@example.org": "sent",
+        "bob@example.org": "sent",
+        "cy@example.org": "pending",
+    }
+    with Store.open(config.digest.state) as store:
+        kept = {e: store.message_bytes(e, "2026-06-12") for e in PEOPLE}
+        assert store.get_digest("cy@example.org", "2026-06-12").sealed
+    copies: dict[str, list[bytes]] = {}
+    for rcpts, data in smtp_server.handler.data_seen:
+        copies.setdefault(rcpts[0], []).append(data)
+    assert {e: len(c) for e, c in copies.items()} == {
+        "ada@example.org": 1,
+        "bob@example.org": 2,
+        "cy@example.org": 2,
+    }
+    for email, sent in copies.items():
+        assert kept[email] is not None and kept[email].endswith(b"\r\n")
+        assert all(data == kept[email] for data in sent), email
+    assert [m.data for m in smtp_server.messages] == [
+        kept["ada@example.org"],
+        kept["bob@example.org"],
+    ]
+
+    smtp_server.handler.clear_faults()
+    again = send_now(config, RunOptions(), deps(NOW, mailer=smtp_server.mailer()))
+    assert {s.email: s.status for s in again.subscribers}["cy@example.org"] == "sent"
+    [repeat] = [m for m in smtp_server.messages if m.rcpt_tos == ["cy@example.org"]]
+    assert repeat.data == kept["cy@example.org"] == copies["cy@example.org"][0]

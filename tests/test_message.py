@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
+import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from email.headerregistry import Address
@@ -14,10 +15,11 @@ import pytest
 from aiosmtplib.email import flatten_message
 from selectolax.lexbor import LexborHTMLParser
 
-from digest.message import build_message, build_wire, make_message_id, parse_wire
+from digest.message import build_wire, make_message_id
 from digest.models import Paper, RenderedDigest
 from digest.render import render_digest
 from tests.support.digests import FORBIDDEN, hostile_papers, load_papers, make_content
+from tests.support.mail import build_message, parse_wire
 
 FROM = "Paper Digest <digest@example.org>"
 MAILTO = "digest-admin@example.org"
@@ -370,3 +372,109 @@ def test_thirty_papers_in_another_script_stay_under_the_clip_as_sent() -> None:
     assert isinstance(encoded, str)
     assert len(encoded.encode("ascii")) < 102 * 1024
     assert len(html.get_content().encode("utf-8")) < 102 * 1024
+
+
+# --- the bodies' transfer encoding, proved by decoding -----------------------------------------
+
+# Pieces of hostile bodies: long words, lone "." lines, "From " lines, trailing spaces and tabs,
+# "=" and things that look like escapes, controls, non-ASCII of every UTF-8 length, CR and LF.
+PIECES = [
+    "a", "word ", "x" * 75, "y" * 76, "z" * 77, "Supercalifragilistic" * 15,
+    " ", "  ", "\t", " \n", "\t\n", "\n", "\n\n", "\r\n", "\r", ".", "\n.\n", ".\n", "..", "\n..x",
+    "From ", "\nFrom the start\n", "=", "==", "=20", "=\n", "=3D", "=XY", "%", "?", "_",
+    "é", "ß", "—", "…", "\u00a0", "注意力", "𝒪(n²)", "😀", "\u200c", "\x00", "\x01", "\x0b", "\x0c",
+    "\x1b", "\x7f", "\x85", "&nbsp;", "<a href=\"https://example.org/?a=1&b=2\">",
+]  # fmt: skip
+
+
+def hostile_body(rng: random.Random) -> str:
+    body = "".join(rng.choice(PIECES) for _ in range(rng.randrange(0, 40)))
+    if rng.random() < 0.3:  # a long line that ends near the limit, with trailing whitespace
+        body += "\n" + "b" * rng.randrange(70, 80) + rng.choice([" ", "\t", "  ", " \t", "=", "é"])
+    return body
+
+
+# Plain headers: these tests are about the bodies (a long non-ASCII name costs ms to fold).
+BODY_ARGS = {**WIRE_ARGS, "from_addr": FROM, "to_name": "Ada", "unsubscribe_url": ""}
+
+
+def body_wire(rendered: RenderedDigest) -> bytes:
+    return build_wire(rendered, **BODY_ARGS)  # type: ignore[arg-type]
+
+
+def decoded_parts(wire: bytes) -> tuple[EmailMessage, EmailMessage]:
+    text, html = parse_wire(wire).iter_parts()
+    return text, html  # type: ignore[return-value]
+
+
+def check_body_lines(wire: bytes) -> None:
+    """CRLF line ends only, 7-bit, every body line within 76 characters, and nothing a
+    transport could change: no trailing space or tab, no line that is only "."."""
+    assert re.search(rb"(?<!\r)\n", wire) is None and re.search(rb"\r(?!\n)", wire) is None
+    wire.decode("ascii")
+    body = wire.split(b"\r\n\r\n", 1)[1]
+    for line in body.split(b"\r\n"):
+        assert len(line) <= 76, line
+        assert not line.endswith((b" ", b"\t")), line
+        assert line != b".", body
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_hostile_bodies_decode_to_the_text_and_keep_every_line_short(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(150):
+        text, html = hostile_body(rng), hostile_body(rng)
+        rendered = RenderedDigest(subject="Paper digest", text=text, html=html)
+        wire = body_wire(rendered)
+        assert body_wire(rendered) == wire  # a repeat is byte for byte the same
+        check_body_lines(wire)
+        for part, original in zip(decoded_parts(wire), (text, html), strict=True):
+            # What a mail client shows: the text, UTF-8, its line ends made CRLF and the
+            # last line ended (a bare CR or LF counts as a line end).
+            expected = re.sub(r"\r\n|\r|\n", "\r\n", original)
+            expected += "" if expected.endswith("\r\n") else "\r\n"
+            raw = part.get_payload(decode=True)
+            assert isinstance(raw, bytes)
+            assert raw.decode("utf-8") == expected, (original, part.get_payload())
+            assert part.get_content_charset() == "utf-8"
+            assert part["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "b" * 74 + " ",  # binascii alone writes "b" * 74 + " " as "b" * 74 + "=20": 77
+        "b" * 73 + " \t",
+        "b" * 72 + "   \nnext",
+        "a" * 70 + " .\t \t",
+        "b" * 75 + " ",
+        "x" * 75 + ".",  # binascii alone puts the "." alone on the line after a soft break
+        "x" * 150 + ".\n" + "y" * 75 + ".",
+        ".",
+        "a\n.\nb\n.",
+        "From here\nFrom there",
+        "=" * 200,
+        "é" * 100,
+        "注意力" * 80,  # mostly another script: base64
+        "",
+    ],
+)
+def test_edge_bodies(text: str) -> None:
+    rendered = RenderedDigest(subject="Paper digest", text=text, html=text)
+    wire = body_wire(rendered)
+    check_body_lines(wire)
+    expected = (text + ("" if text.endswith("\n") else "\n")).replace("\n", "\r\n")
+    for part in decoded_parts(wire):
+        assert part.get_payload(decode=True) == expected.encode("utf-8")
+
+
+def test_real_digests_are_quoted_printable_and_decode_exactly(papers: list[Paper]) -> None:
+    for n in (1, 5, 15, 30):
+        rendered = render_digest(make_content(papers[:n], name="Zoë"))
+        wire = wire_for(rendered)
+        check_body_lines(wire)
+        text, html = decoded_parts(wire)
+        assert text["Content-Transfer-Encoding"] == html["Content-Transfer-Encoding"]
+        assert text["Content-Transfer-Encoding"] == "quoted-printable"
+        assert text.get_content().replace("\r\n", "\n") == rendered.text
+        assert html.get_content().replace("\r\n", "\n") == rendered.html

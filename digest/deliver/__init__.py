@@ -28,7 +28,6 @@ from digest.deliver.model import (
     SendOutcome,
     SendStatus,
     Stop,
-    deliver_all,
     one_line,
 )
 from digest.deliver.outbox import OutboxMailer, outbox_filename
@@ -47,7 +46,6 @@ __all__ = [
     "SendStatus",
     "SmtpMailer",
     "Stop",
-    "deliver_all",
     "make_mailer",
     "one_line",
     "outbox_filename",

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import email.message
-import email.policy
-import email.utils
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol
 
 from digest.errors import DuplicateMailError
 
@@ -32,19 +29,6 @@ class OutgoingMail:
     sender: str = ""  # envelope MAIL FROM; "" = none (the mail fails without being sent)
     message_id: str = ""
     context: object = None  # the caller's own data about this mail; mailers never read it
-
-    @classmethod
-    def from_message(
-        cls, key: tuple[str, str], recipient: str, message: email.message.EmailMessage
-    ) -> OutgoingMail:
-        """From a built EmailMessage: its From address is the envelope sender."""
-        return cls(
-            key=key,
-            recipient=recipient,
-            data=message.as_bytes(policy=email.policy.SMTP),
-            sender=email.utils.parseaddr(str(message.get("From", "")))[1],
-            message_id=str(message.get("Message-ID", "")),
-        )
 
 
 @dataclass
@@ -109,46 +93,6 @@ class Mailer(Protocol):
         no outcome. Raises DeliverySetupError when the server cannot be used at all (login or
         TLS refused, password missing): then the mails that got no outcome were not sent."""
         ...
-
-
-class ListDelivery:
-    """deliver() for a mailer that has deliver_stream()."""
-
-    async def deliver(
-        self,
-        mails: Sequence[OutgoingMail],
-        *,
-        on_attempt: AttemptCallback,
-        on_outcome: OutcomeCallback,
-        stop: Stop | None = None,
-    ) -> list[SendOutcome]:
-        """deliver_stream() over a list: the outcomes, in the order given."""
-        return await deliver_all(
-            cast(Mailer, self), mails, on_attempt=on_attempt, on_outcome=on_outcome, stop=stop
-        )
-
-
-async def deliver_all(
-    mailer: Mailer,
-    mails: Sequence[OutgoingMail],
-    *,
-    on_attempt: AttemptCallback,
-    on_outcome: OutcomeCallback,
-    stop: Stop | None = None,
-) -> list[SendOutcome]:
-    """Deliver a list of mails; the outcomes of those that got one, in the order given."""
-    queue: MailQueue = asyncio.Queue()
-    for mail in mails:
-        queue.put_nowait(mail)
-    queue.put_nowait(None)
-    outcomes: dict[int, SendOutcome] = {}
-
-    def record(outcome: SendOutcome) -> None:
-        outcomes[id(outcome.mail)] = outcome
-        on_outcome(outcome)
-
-    await mailer.deliver_stream(queue, on_attempt=on_attempt, on_outcome=record, stop=stop)
-    return [outcomes[id(m)] for m in mails if id(m) in outcomes]
 
 
 def take_once(taken: set[tuple[str, str]], mail: OutgoingMail, *, done: str) -> None:

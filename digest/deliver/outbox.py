@@ -13,7 +13,6 @@ from pathlib import Path
 from digest.config import DeliveryConfig
 from digest.deliver.model import (
     AttemptCallback,
-    ListDelivery,
     MailQueue,
     OutcomeCallback,
     OutgoingMail,
@@ -68,7 +67,7 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.close(dir_fd)
 
 
-class OutboxMailer(ListDelivery):
+class OutboxMailer:
     """Writes one .eml per mail into config.outbox (created if missing). Status "sent"."""
 
     def __init__(self, config: DeliveryConfig) -> None:

@@ -2,9 +2,14 @@
 
     def test_send(smtp_server):                      # plain SMTP, no TLS, no AUTH
         mailer = smtp_server.mailer(connections=2)   # an SmtpMailer aimed at it (backoff 0)
-        asyncio.run(mailer.deliver(mails, on_attempt=..., on_outcome=...))
+        asyncio.run(deliver_list(mailer, mails, on_attempt=..., on_outcome=...))
         [received] = smtp_server.messages           # what the SERVER accepted
         received.message["Message-ID"], received.rcpt_tos, received.data
+        smtp_server.handler.data_seen               # every DATA read, refused or dropped too
+
+``data`` is the message exactly as it came in: aiosmtpd's envelope.original_content, the lines
+between DATA and the final "." with their CRLFs, only the SMTP dot-stuffing undone (the server
+runs with decode_data=False: nothing is decoded or converted).
 
 Other server modes: call ``smtp_server.restart(...)`` first, e.g.
 ``restart(tls="starttls")`` (STARTTLS offered and required before MAIL),
@@ -95,7 +100,7 @@ def client_tls_context() -> ssl.SSLContext:
 class ReceivedMessage:
     mail_from: str
     rcpt_tos: list[str]
-    data: bytes  # the raw DATA bytes, as received
+    data: bytes  # the DATA bytes as received (dot-stuffing undone, nothing else changed)
     message: EmailMessage  # parsed with email.policy.default
     connection: int  # 1-based number of the client session it came in on
     tls: bool  # the session was encrypted (STARTTLS or implicit TLS)
@@ -136,6 +141,9 @@ class RecordingHandler:
 
     users: dict[str, str] = field(default_factory=dict)  # AUTH: login -> password
     messages: list[ReceivedMessage] = field(default_factory=list)
+    # Every DATA the server read to its end, before any scripted reply, drop or stall:
+    # (recipients, bytes as received). A dropped DATA may have been delivered: it is here.
+    data_seen: list[tuple[list[str], bytes]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     connections: int = 0
     auth_attempts: int = 0
@@ -258,9 +266,11 @@ class RecordingHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         rcpts = list(envelope.rcpt_tos)
+        raw = envelope.original_content or b""
+        with self._lock:
+            self.data_seen.append((rcpts, raw))
         reply = await self._play(server, "data", rcpts)
         if reply is None:
-            raw = envelope.original_content or b""
             parsed = BytesParser(policy=email.policy.default).parsebytes(raw)
             assert isinstance(parsed, EmailMessage)
             auth = session.auth_data  # (session.login_data is deprecated)
@@ -398,6 +408,7 @@ class SmtpTestServer:
         self.tls = tls
         self.handler = RecordingHandler(users=dict(users or {}))
         kwargs: dict[str, Any] = {
+            "decode_data": False,  # envelope.original_content: the bytes as they came in
             "server_hostname": "smtp.test",  # no socket.getfqdn() in the server
             "ready_timeout": 10.0,
         }
