@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from digest import __version__
+from digest.cli_state import state, subscribers
 from digest.clock import utc_now
 from digest.config import Config, check_secrets, load_config, resolve_config_path
 from digest.errors import EXIT_FAILED, DigestError
@@ -319,6 +320,10 @@ def run_command(ctx: click.Context, config_path: str | None) -> None:
     for noisy in ("apscheduler", "httpx", "aiosmtplib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     sys.exit(run_daemon(config))
+
+
+cli.add_command(subscribers)
+cli.add_command(state)
 
 
 # --- output ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from digest.config.load import (
     check_secrets,
     load_config,
     parse_config,
+    parse_reader,
     resolve_config_path,
 )
 from digest.config.schema import (
@@ -27,6 +28,7 @@ from digest.config.schema import (
     Subscriber,
     WebConfig,
 )
+from digest.config.values import Place
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -46,5 +48,7 @@ __all__ = [
     "check_secrets",
     "load_config",
     "parse_config",
+    "parse_reader",
+    "Place",
     "resolve_config_path",
 ]

@@ -311,18 +311,26 @@ def _delivery(place: Place, table: Any) -> DeliveryConfig:
 def _subscribers(top: Place, listed: Any, digest: DigestSettings) -> tuple[Subscriber, ...]:
     if not isinstance(listed, list):
         raise top.at("[[subscriber]]").error("must be an array of [[subscriber]] tables")
-    inherited = {f.name: getattr(digest, f.name) for f, s in _settings(Subscriber) if s.inherit}
     subscribers: dict[str, Subscriber] = {}
     for i, table in enumerate(listed, 1):
         place = top.at(f"[[subscriber]] #{i}")
         email = read_field(place, table, Subscriber, "email")
         if email.lower() in subscribers:
             raise place.error(f"email {shown(email)} is listed twice", fix="remove the copy")
-        place = place.at(f"{place.table} ({email})")  # every later message says whose entry
-        subscribers[email.lower()] = Subscriber(
-            **read_settings(place, table, Subscriber, inherited)
-        )
+        subscribers[email.lower()] = parse_reader(place, table, digest, email=email)
     return tuple(subscribers.values())
+
+
+def parse_reader(
+    place: Place, table: Any, digest: DigestSettings, *, email: str | None = None
+) -> Subscriber:
+    """One reader's table, validated as a [[subscriber]] table is (the config, and every
+    reader imported or signed up): [digest] gives the defaults. Raises ConfigError."""
+    if email is None:
+        email = read_field(place, table, Subscriber, "email")
+    place = place.at(f"{place.table} ({email})")  # every later message says whose entry
+    inherited = {f.name: getattr(digest, f.name) for f, s in _settings(Subscriber) if s.inherit}
+    return Subscriber(**read_settings(place, table, Subscriber, inherited))
 
 
 def _web(place: Place, table: Any) -> WebConfig:

@@ -282,6 +282,7 @@ def _context(
             run_papers(store, lookback_days=config.digest.lookback_days, now=now),
             subscribers=[sub for sub, _ in due],
             model=model,
+            models=store,
         ),
         unsubscribed=store.unsubscribed(),
         links=_SignedLinks(config.web, require_secret(config.web)) if config.web else None,

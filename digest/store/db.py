@@ -38,6 +38,11 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    def fetchmany(self, size: int) -> list[Any]: ...
+
+    @property
+    def description(self) -> Any: ...
+
     def __iter__(self) -> Iterator[Any]: ...
 
 
@@ -71,6 +76,10 @@ class Database:
         StateError for a write) instead of the 30 s `open` allows: the web side answers a
         reader within seconds rather than holding a thread."""
         raise NotImplementedError
+
+    def continue_counter(self, table: str, column: str) -> None:
+        """After rows were inserted with their own numbers in a counted column (a copy): the
+        next number handed out follows the largest (SQLite keeps track by itself)."""
 
     def lock(self, name: str) -> None:
         """Inside a transaction: wait until no other process holds `name`, and hold it until

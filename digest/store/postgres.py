@@ -113,6 +113,12 @@ class PostgresDatabase(Database):
     def limit_lock_wait(self, seconds: float) -> None:
         self.execute(f"SET lock_timeout = {max(1, round(seconds * 1000))}")
 
+    def continue_counter(self, table: str, column: str) -> None:
+        self.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+            f"COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)"
+        )
+
     def lock(self, name: str) -> None:
         if not self.scratch:  # a dry run must never hold up the real workers
             self.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(name),))

@@ -99,6 +99,29 @@ class ReaderStore:
         ).fetchall()
         return [str(row[1]) for row in rows], int(rows[-1][0]) if rows else after
 
+    # --- each reader's own model (digest.rank.reader_model.ReaderModelStore) -----------------
+
+    def load_reader_model(self, email: str) -> bytes | None:
+        row = self.db.execute(
+            "SELECT model FROM reader_models WHERE subscriber = ?", (email.lower(),)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def save_reader_models(self, items: Iterable[tuple[str, bytes]]) -> None:
+        rows = [(email.lower(), model) for email, model in items]
+        if not rows:
+            return
+        with self.db.transaction() as db:
+            db.executemany(
+                "INSERT INTO reader_models (subscriber, model) VALUES (?, ?) "
+                "ON CONFLICT (subscriber) DO UPDATE SET model = excluded.model",
+                rows,
+            )
+
+    def delete_reader_model(self, email: str) -> None:
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM reader_models WHERE subscriber = ?", (email.lower(),))
+
     def feedback(self, subscriber: str) -> dict[str, str]:
         """This reader's feedback: paper id -> "like" | "dislike"."""
         rows = self.db.execute(

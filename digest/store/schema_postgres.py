@@ -155,6 +155,7 @@ POSTGRES: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
         ALTER TABLE subscribers ADD COLUMN added BIGINT NOT NULL DEFAULT 0;
         CREATE INDEX subscribers_added ON subscribers (added);
+        CREATE TABLE reader_models (subscriber TEXT PRIMARY KEY, model BYTEA NOT NULL);
         """,
     ),
 ]

@@ -193,6 +193,8 @@ SQLITE: list[tuple[str, str]] = [
         ALTER TABLE subscribers ADD COLUMN added BIGINT NOT NULL DEFAULT 0;
         UPDATE subscribers SET added = rowid;
         CREATE INDEX subscribers_added ON subscribers (added);
+        -- Each reader's own model, learnt from their thumbs (digest.rank.reader_model).
+        CREATE TABLE reader_models (subscriber TEXT PRIMARY KEY, model BLOB NOT NULL);
         """,
     ),
 ]
