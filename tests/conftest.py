@@ -8,6 +8,7 @@ import pytest
 
 # Fixtures shared across test files live in their own modules; importing them here shares them.
 from tests.support.httpserver import http_server  # noqa: F401
+from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
 from tests.support.smtpd import smtp_server  # noqa: F401
 
 
