@@ -1,8 +1,10 @@
-"""Shared test setup: no test reads the user's config or touches the internet."""
+"""Shared test setup: no test reads the user's config or touches the internet; and the markers
+(slow, browser, subprocess, postgres), given here from what each test uses."""
 
 from __future__ import annotations
 
 import tempfile
+import types
 
 import pytest
 
@@ -28,3 +30,76 @@ def real_model():
     from digest.rank.embed import load_embedder
 
     return load_embedder()
+
+
+# --- markers -------------------------------------------------------------------------------------
+# Given from what a test uses, so that no test file has to say it (see [tool.pytest.ini_options]
+# markers in pyproject.toml). tests/test_ci_setup.py checks that every name below still exists.
+
+# Tests that wait in real time, by node id ("file::name" covers every parameter): each takes
+# seconds alone, and together they would put `pytest -m "not slow"` over a minute. The number
+# is the test's own timeout in seconds (None: the default of pyproject's `timeout`).
+SLOW: dict[str, int | None] = {
+    # 40-100 s to the next minute boundary, then a minute more, by design (its docstring).
+    "tests/test_daemon_process.py::test_daemon_sends_each_subscriber_at_their_time_and_stops_cleanly": 300,
+    "tests/test_crash_and_concurrency.py::test_a_killed_run_is_caught_up_with_at_most_the_in_flight_duplicates": None,
+    "tests/test_crash_and_concurrency.py::test_two_runs_at_once_send_each_digest_once": None,
+    "tests/test_integrity.py::test_sigterm_stops_cleanly_and_the_next_run_sends_the_rest": None,
+    "tests/test_integrity.py::test_sigterm_to_the_whole_group_as_systemd_sends_it": None,
+    "tests/test_integrity.py::test_the_delivery_deadline_leaves_the_rest_pending": None,
+    "tests/test_source_failures.py::test_a_failing_feed_does_not_stop_the_page_and_loses_nothing[a timeout]": None,
+    "tests/test_deliver.py::test_stall_past_timeout_ends_pending": None,
+}
+# Fixtures that make a test slow: the shipped model (~6 s to load once, then real inference).
+SLOW_FIXTURES = {"real_model"}
+# A browser test uses the `browser` fixture or Debian's chromium (tests/support/browser.py).
+BROWSER_FIXTURES = {"browser"}
+BROWSER_NAMES = {"CHROMIUM"}
+# A subprocess test calls the subprocess module, itself or through a helper of the tests.
+SUBPROCESS_NAMES = {"subprocess"}
+POSTGRES_FIXTURES = {"postgres_server"}
+
+
+def _names_used(function: types.FunctionType) -> set[str]:
+    """The global names a test function uses, and those of the test helpers it calls (the
+    functions of tests/ it names, followed through), read from their code objects."""
+    seen: set[types.FunctionType] = set()
+    names: set[str] = set()
+    todo = [function]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        codes = [current.__code__]
+        while codes:
+            code = codes.pop()
+            names.update(code.co_names)
+            codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+        for name in names & current.__globals__.keys():
+            helper = current.__globals__[name]
+            if isinstance(helper, types.FunctionType):  # through a decorator (@contextmanager)
+                helper = getattr(helper, "__wrapped__", helper)
+            if isinstance(helper, types.FunctionType) and helper.__module__.startswith("tests"):
+                todo.append(helper)
+    return names
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        function = getattr(item, "function", None)
+        names = _names_used(function) if isinstance(function, types.FunctionType) else set()
+        slow_key = next((k for k in (item.nodeid, item.nodeid.split("[")[0]) if k in SLOW), None)
+        browser = bool(fixtures & BROWSER_FIXTURES or names & BROWSER_NAMES)
+        if slow_key is not None or fixtures & SLOW_FIXTURES or browser:
+            item.add_marker(pytest.mark.slow)
+        if slow_key is not None and SLOW[slow_key] is not None:
+            item.add_marker(pytest.mark.timeout(SLOW[slow_key]))
+        if browser:
+            item.add_marker(pytest.mark.browser)
+        if names & SUBPROCESS_NAMES:
+            item.add_marker(pytest.mark.subprocess)
+        if fixtures & POSTGRES_FIXTURES:
+            item.add_marker(pytest.mark.postgres)
