@@ -28,7 +28,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.smtpd import free_port
 
 BIN_PARENT = Path("/usr/lib/postgresql")
 NOT_FOUND = (
@@ -95,13 +96,8 @@ def server_account() -> pwd.struct_passwd | None:
     raise RuntimeError("running as root, and neither a 'postgres' nor a 'nobody' user exists")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-_libc = ctypes.CDLL(None, use_errno=True)  # loaded here: the child between fork and exec only calls
+# Loaded once here, so that the child, between fork and exec, only makes a call.
+_libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -120,7 +116,6 @@ class PostgresServer:
     account: pwd.struct_passwd | None
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
-    started_in: float = 0.0  # seconds from initdb to accepting connections
     password: str = PASSWORD
     _names: Iterator[int] = field(default_factory=itertools.count)
 
@@ -259,7 +254,6 @@ def start_server(bin_dir: Path) -> PostgresServer:
         base=Path(tempfile.mkdtemp(prefix="digest-pg-", dir=SYSTEM_TMP)),
         account=server_account(),
     )
-    began = time.perf_counter()
     try:
         server.init()
         server.start()
@@ -267,7 +261,6 @@ def start_server(bin_dir: Path) -> PostgresServer:
     except BaseException:
         remove_server(server)
         raise
-    server.started_in = time.perf_counter() - began
     return server
 
 
