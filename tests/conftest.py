@@ -34,7 +34,7 @@ def real_model():
 
 # --- markers -------------------------------------------------------------------------------------
 # Given from what a test uses, so that no test file has to say it (see [tool.pytest.ini_options]
-# markers in pyproject.toml). tests/test_ci_setup.py checks that every name below still exists.
+# markers in pyproject.toml). tests/test_markers.py checks that every name below still exists.
 
 # Tests that wait in real time, by node id ("file::name" covers every parameter): each takes
 # seconds alone, and together they would put `pytest -m "not slow"` over a minute. The number
@@ -71,12 +71,14 @@ def _names_used(function: types.FunctionType) -> set[str]:
         if current in seen:
             continue
         seen.add(current)
+        own: set[str] = set()
         codes = [current.__code__]
         while codes:
             code = codes.pop()
-            names.update(code.co_names)
+            own.update(code.co_names)
             codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
-        for name in names & current.__globals__.keys():
+        names |= own
+        for name in own & current.__globals__.keys():
             helper = current.__globals__[name]
             if isinstance(helper, types.FunctionType):  # through a decorator (@contextmanager)
                 helper = getattr(helper, "__wrapped__", helper)
