@@ -49,6 +49,15 @@ SLOW: dict[str, int | None] = {
     "tests/test_integrity.py::test_the_delivery_deadline_leaves_the_rest_pending": None,
     "tests/test_source_failures.py::test_a_failing_feed_does_not_stop_the_page_and_loses_nothing[a timeout]": None,
     "tests/test_deliver.py::test_stall_past_timeout_ends_pending": None,
+    # These run the CLI in-process, whose run loads the shipped model in its own process
+    # (2-9 s each since the restructure; the test gives no model of its own).
+    "tests/test_cli.py::test_send_now_writes_to_the_outbox_once_per_date": None,
+    "tests/test_cli.py::test_dry_run_changes_nothing_and_writes_html": None,
+    "tests/test_cli.py::test_preview_json_is_in_rank_order": None,
+    "tests/test_cli.py::test_preview_out_writes_html": None,
+    "tests/test_cli.py::test_status_shows_runs_and_digests": None,
+    "tests/test_cli.py::test_example_config_dry_run_on_a_local_page_writes_a_digest": None,
+    "tests/test_source_failures.py::test_preview_json_with_every_kind_of_source": None,
 }
 # Fixtures that make a test slow: the shipped model (~6 s to load once, then real inference).
 SLOW_FIXTURES = {"real_model"}
