@@ -236,7 +236,12 @@ def test_a_leaf_imports_nothing_heavy(leaf: str) -> None:
     """In a fresh interpreter: what importing the leaf alone loads."""
     code = f"import sys, {leaf}; print('\\n'.join(sorted(sys.modules)))"
     loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code],
+        cwd=PACKAGE.parent,  # this checkout's digest/, whatever is installed
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout.split()
     heavy = sorted({name.split(".")[0] for name in loaded} & HEAVY)
     assert not heavy, f"importing {leaf} loads {heavy}"
