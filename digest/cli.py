@@ -191,7 +191,8 @@ def explain_command(paper_id: str, email: str, config_path: str | None) -> None:
     from digest.run import Deps, start_model
 
     config = _config(config_path)
-    model = start_model(Deps())  # in its own process; ranking waits for it (or keywords)
+    # In its own process; ranking waits for it (or ranks by keywords).
+    model = start_model(Deps(), semantic=config.digest.semantic)
     try:
         exp = explain_paper(config, paper_id, email, model=model)
     finally:

@@ -5,7 +5,7 @@ import pytest
 
 from digest.errors import StateError
 from digest.models import Paper
-from digest.store import ClaimLost, Store
+from digest.store import ClaimLost, StateLocation, Store
 from digest.store.migrations import MIGRATIONS
 
 DAY1 = datetime(2026, 6, 12, 7, 0, tzinfo=UTC)
@@ -17,8 +17,9 @@ def paper(pid: str, **kw) -> Paper:
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store.open(tmp_path / "state.sqlite3") as s:
+def store(tmp_path, state_url):
+    """A new state, on each backend."""
+    with Store.open(StateLocation.parse(state_url, tmp_path)) as s:
         yield s
 
 
@@ -216,7 +217,7 @@ def test_a_forced_resend_never_touches_the_digest(store):
 
 
 def test_a_failed_write_rolls_back_and_says_so(store):
-    with pytest.raises(StateError, match="cannot write state file"), store.db.transaction() as conn:
+    with pytest.raises(StateError, match="cannot write"), store.db.transaction() as conn:
         conn.execute("INSERT INTO runs (command, started_at) VALUES ('x', 'now')")
         conn.execute("INSERT INTO no_such_table VALUES (1)")
     assert store.recent_runs() == []  # rolled back

@@ -57,6 +57,7 @@ class Daemon:
         self._missed_logged: set[tuple[str, date]] = set()
         self._gave_up: set[tuple[str, date]] = set()  # refused for good: not retried in a loop
         self._scheduler: Any = None
+        self._takeover: asyncio.Future[None] | None = None
 
     @property
     def lease(self) -> timedelta:
@@ -143,7 +144,6 @@ class Daemon:
             worker_id=self.worker,
             wait_for_others=False,  # the takeover watch looks after readers others hold
             state_id=self.state_id,
-            lease=self.lease,
             fetch_reuse=SEND_GROUP_FETCH,
         )
         # The whole send group is one run at one moment: the moment this tick decided.
@@ -182,15 +182,24 @@ class Daemon:
         except DigestError as exc:
             log.warning("heartbeat: cannot reach the state: %s", exc)
             return
-        if expired:
+        if expired and self._takeover is None:
             log.warning(
                 "takeover: %d digest%s left by a worker that stopped beating",
                 len(expired),
                 "" if len(expired) == 1 else "s",
             )
+            # In a task of its own: the watch keeps its beat while the takeover sends.
+            self._takeover = asyncio.ensure_future(self._take_over())
+
+    async def _take_over(self) -> None:
+        try:
             await self.tick("takeover")
             with self._open() as store:  # those it found nothing due for: let them go
                 store.clear_expired_claims(self.clock())
+        except DigestError as exc:
+            log.warning("takeover: %s", exc)
+        finally:
+            self._takeover = None
 
     # --- the schedule ----------------------------------------------------------------------
 

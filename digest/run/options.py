@@ -52,9 +52,6 @@ class RunOptions:
     # A fetch of a source younger than this is used as it is (the daemon's send groups share
     # one); 0: fetch now (a conditional GET), unless another worker is fetching it right now.
     fetch_reuse: timedelta = timedelta(0)
-    # How long this worker's claim on a reader lasts without a heartbeat: a worker that dies
-    # leaves its readers to another after this.
-    lease: timedelta = timedelta(seconds=60)
     # The daemon's worker (its runs are its own); "": a send-now is a worker of its own.
     worker_id: str = ""
     # A send-now waits for readers another worker holds (until it is done with them, or its

@@ -71,14 +71,20 @@ class Producer:
         held; ends the queue with None."""
         later = await self._claim_and_plan(due)
         if later and wait_for_others:
+            # Ship what is built first: its readers stay claimed until their mails' outcomes,
+            # and the other workers may be waiting for them as this one waits for theirs.
+            await self._ship_all()
             later = await self._after_others(later)
         for sub, _ in later:
             detail = "another worker has this digest"
             self.lines.add(SubscriberReport(sub.email, "", "elsewhere", detail=detail))
         self.claims.flush()
+        await self._ship_all()
+        await put_unless_stopped(self.queue, None, self.stop)
+
+    async def _ship_all(self) -> None:
         while self.building and not self.stop.is_set():
             await self._ship_oldest()
-        await put_unless_stopped(self.queue, None, self.stop)
 
     async def _claim_and_plan(self, due: Sequence[Due_]) -> list[Due_]:
         """Plan the readers claimed now; return those another worker holds."""
@@ -95,6 +101,9 @@ class Producer:
                     await self._subscriber(sub, sub_due)
                 else:
                     later.append((sub, sub_due))
+            # Let go of this batch's readers that needed no mail now, not at the end: another
+            # worker may be waiting for them.
+            self.claims.flush()
         return later
 
     async def _after_others(self, later: list[Due_]) -> list[Due_]:

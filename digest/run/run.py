@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from digest.config import Config, Subscriber, WebConfig, check_secrets
@@ -106,7 +106,7 @@ async def run_digest(
         stack.enter_context(run_heap())
         store = _open_state(stack, config, options, deps)
         subscribers = _readers(config, store, options, started)
-        claims = _claims(stack, store, options, deps)
+        claims = _claims(stack, config, store, options, deps)
         client = deps.http
         if client is None:
             client = await stack.enter_async_context(make_client())
@@ -115,7 +115,8 @@ async def run_digest(
         builder = MailBuilder.for_run(len(subscribers) if options.builds_mail else 0)
         stack.callback(builder.close)
         builder.start(config.digest.templates)
-        model = start_model(deps)  # in its own process, loading while the sources are fetched
+        # The model loads in its own process while the sources are fetched.
+        model = start_model(deps, semantic=config.digest.semantic)
         if model is not None:
             stack.callback(model.close)
         try:
@@ -203,7 +204,9 @@ def _readers(config: Config, store: Store, options: RunOptions, now: datetime) -
     return readers
 
 
-def _claims(stack: AsyncExitStack, store: Store, options: RunOptions, deps: Deps) -> Claims:
+def _claims(
+    stack: AsyncExitStack, config: Config, store: Store, options: RunOptions, deps: Deps
+) -> Claims:
     """This run's claims on readers, kept alive by a heartbeat until the run ends; none for a
     dry run (it works on a copy). A send-now is a worker of its own; the daemon's runs are
     the daemon's."""
@@ -213,7 +216,8 @@ def _claims(stack: AsyncExitStack, store: Store, options: RunOptions, deps: Deps
     if not options.worker_id:
         register(store, worker, options.command, deps.clock)
         stack.callback(lambda: store.stop_worker(worker, now=deps.clock()))
-    claims = Claims(store, worker, deps.clock, options.lease)
+    lease = timedelta(seconds=config.digest.lease_seconds)
+    claims = Claims(store, worker, deps.clock, lease)
     done = asyncio.Event()
     beating = asyncio.ensure_future(claims.beat_until(done))
     stack.callback(beating.cancel)
@@ -221,11 +225,12 @@ def _claims(stack: AsyncExitStack, store: Store, options: RunOptions, deps: Deps
     return claims
 
 
-def start_model(deps: Deps) -> EmbeddingModel | None:
+def start_model(deps: Deps, *, semantic: bool = True) -> EmbeddingModel | None:
     """The run's embedding model, starting to load now; None ranks by keywords (with one
-    warning when the model was wanted but cannot start)."""
+    warning when the model was wanted but cannot start). `semantic`: the config's
+    [digest] semantic (false: keywords only, the model never loaded)."""
     factory = start_model_process if deps.model is SHIPPED_MODEL else deps.model
-    if factory is None:
+    if factory is None or not semantic:
         return None
     try:
         return factory()

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from digest.location import BadLocation, StateLocation
 from digest.models import Paper
-from digest.store.db import Database, copy_of_database, open_database
+from digest.store.backends import copy_of_database, open_database
+from digest.store.db import Database
 from digest.store.embeddings import EmbeddingStore
 from digest.store.papers import PaperStore, paper_from_json, paper_to_json
 from digest.store.readers import ReaderListing, ReaderProfiles, ReaderSchedule, ReaderStore

@@ -51,7 +51,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from typing import Any, Literal
 
 import pytest
@@ -101,14 +101,22 @@ class ReceivedMessage:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes  # the DATA bytes as received (dot-stuffing undone, nothing else changed)
-    message: EmailMessage  # parsed with email.policy.default
     connection: int  # 1-based number of the client session it came in on
     tls: bool  # the session was encrypted (STARTTLS or implicit TLS)
     login: str | None  # the AUTH user, if the session logged in
 
+    @functools.cached_property
+    def message(self) -> EmailMessage:
+        """`data` parsed with email.policy.default (when a test first asks: parsing every
+        mail as it arrives would make the server the bottleneck of a long run)."""
+        parsed = BytesParser(policy=email.policy.default).parsebytes(self.data)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
     @property
     def message_id(self) -> str | None:
-        value = self.message["Message-ID"]
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(self.data)
+        value = headers["Message-ID"]
         return None if value is None else str(value)
 
 
@@ -271,8 +279,6 @@ class RecordingHandler:
             self.data_seen.append((rcpts, raw))
         reply = await self._play(server, "data", rcpts)
         if reply is None:
-            parsed = BytesParser(policy=email.policy.default).parsebytes(raw)
-            assert isinstance(parsed, EmailMessage)
             auth = session.auth_data  # (session.login_data is deprecated)
             login = auth.login if isinstance(auth, LoginPassword) else None
             with self._lock:
@@ -281,7 +287,6 @@ class RecordingHandler:
                         mail_from=envelope.mail_from or "",
                         rcpt_tos=rcpts,
                         data=raw,
-                        message=parsed,
                         connection=_conn_no(server),
                         tls=_encrypted(server, session),
                         login=login.decode() if isinstance(login, bytes) else login,
