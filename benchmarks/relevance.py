@@ -322,19 +322,25 @@ def calibrate(data: Data, model: Ranker, lexical: Ranker) -> tuple[Calibration, 
         return {}
 
     rows, y = pairs(data, model, tune, none)
-    w = logistic(np.array([[r["meaning"], r["words"]] for r in rows]), y, np.zeros(len(y)))
-    base = replace(model.calibration, meaning=w[0], words=w[1], bias=w[2])
+    x = np.array([[r["meaning"], r.get("keyword", 0.0), r["words"]] for r in rows])
+    w = logistic(x, y, np.zeros(len(y)))
+    base = replace(model.calibration, meaning=w[0], keyword=w[1], words=w[2], bias=w[3])
     rows, y = pairs(data, lexical, tune, none)
     wl = logistic(np.array([[r["words"]] for r in rows]), y, np.zeros(len(y)))
     keywords = replace(KEYWORDS_ONLY, words=wl[0], bias=wl[1])
 
     def cross(profile: dict, day: str) -> dict[str, str]:  # type: ignore[type-arg]
-        others = [d for d in data["days"] if d not in data["split"]["test"] and d != day]
-        return simulated_thumbs(data, model, base, profile, others, 20)
+        return simulated_thumbs(data, model, base, profile, shown_before(data, "tune", day), 20)
 
     rows, y = pairs(data, model, tune, cross)
     offset = np.array(
-        [base.bias + base.meaning * r["meaning"] + base.words * r["words"] for r in rows]
+        [
+            base.bias
+            + base.meaning * r["meaning"]
+            + base.keyword * r.get("keyword", 0.0)
+            + base.words * r["words"]
+            for r in rows
+        ]
     )
     x = np.array(
         [
