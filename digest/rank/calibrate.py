@@ -82,20 +82,17 @@ def words_part(bm25f: np.ndarray, scale: float = LEXICAL_SCALE) -> np.ndarray:
     return part
 
 
-def meaning_part(
-    cosine: np.ndarray,
-    background: np.ndarray,
-    prior: tuple[float, float] = (PRIOR_MEAN, PRIOR_SD),
-) -> np.ndarray:
-    """The cosines standardised against the same profile's cosines to `background`, shrunk
-    towards the labelled set's (mean, sd) `prior` while the background is small."""
+def standardiser(
+    background: np.ndarray, prior: tuple[float, float] = (PRIOR_MEAN, PRIOR_SD)
+) -> tuple[float, float]:
+    """(mean, sd) of a text's cosines to `background`, shrunk towards the labelled set's
+    (mean, sd) `prior` while the background is small."""
     n = float(len(background))
     prior_mean, prior_sd = prior
     mean = (float(background.sum()) + PRIOR_PAPERS * prior_mean) / (n + PRIOR_PAPERS)
     var = float(((background - mean) ** 2).sum()) if n else 0.0
-    sd = np.sqrt((var + PRIOR_PAPERS * prior_sd**2) / (n + PRIOR_PAPERS))
-    out: np.ndarray = (cosine - mean) / max(sd, 1e-6)
-    return out
+    sd = float(np.sqrt((var + PRIOR_PAPERS * prior_sd**2) / (n + PRIOR_PAPERS)))
+    return mean, max(sd, 1e-6)
 
 
 def probability(parts: dict[str, np.ndarray], c: Calibration) -> np.ndarray:

@@ -88,6 +88,24 @@ class _Parts:
     labels: list[str]  # the profile's terms as written
 
 
+@dataclass(frozen=True)
+class _Keywords:
+    """A profile's keywords' own meanings (calibrate.py, the `keyword` part)."""
+
+    vectors: np.ndarray  # (keywords, dimension)
+    mean: np.ndarray  # per keyword: its usual cosine to a title of the run
+    sd: np.ndarray
+    weights: np.ndarray  # the keywords' weights, summing to 1
+    papers: int  # how many embedded papers the above was taken over
+
+    def part(self, titles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per title: the weighted mean of the keywords' standardised cosines, and the keyword
+        (index) that contributes most."""
+        each = (titles @ self.vectors.T - self.mean) / self.sd
+        part: np.ndarray = each @ self.weights
+        return part, (each * self.weights).argmax(axis=1)
+
+
 class Ranker:
     def __init__(
         self,
@@ -102,8 +120,9 @@ class Ranker:
         self._profile_vectors: ProfileVectors | None = None
         self._term_scores: dict[Term, np.ndarray] = {}
         self._author_keys: dict[int, list[tuple[str, str]]] = {}
-        # (text, "paper" | "title") -> the text's cosines to the corpus's papers or titles
-        self._backgrounds: dict[tuple[str, str], np.ndarray] = {}
+        # profile text -> how its cosines to the run's papers are standardised, over how many
+        self._standardisers: dict[str, tuple[float, float, int]] = {}
+        self._keywords: dict[tuple[str, ...], _Keywords] = {}  # a profile's terms' meanings
 
     @property
     def index(self) -> Index:
@@ -232,16 +251,15 @@ class Ranker:
             liked_vecs, liked = self.corpus.vectors_of(thumbs.liked)
             disliked_vecs, _ = self.corpus.vectors_of(thumbs.disliked)
             query = self._profile_vector(profile.text)
-            keywords = [self._profile_vector(t.label) for t in profile.terms]
         if self.corpus.model is not None and len(rows):  # (the model may have failed just now)
             vectors = self.corpus.matrix[rows]
             if query is not None:
                 values["semantic"] = vectors @ query
-                values["meaning"] = calibrate.meaning_part(
-                    values["semantic"], self._background(profile.text, query)
-                )
-            if keywords and all(k is not None for k in keywords):
-                values["keyword"], closest = self._keyword_part(rows, profile, keywords)
+                mean, sd = self._standardiser(profile.text, query)
+                values["meaning"] = (values["semantic"] - mean) / sd
+            meanings = self._keyword_meanings(profile)
+            if meanings is not None:
+                values["keyword"], closest = meanings.part(self.corpus.titles[rows])
             if len(liked_vecs):
                 like_cosines = vectors @ liked_vecs.T
                 values["likes"] = like_cosines.max(axis=1) - self._usual(liked_vecs)
@@ -258,21 +276,28 @@ class Ranker:
         labels = [t.label for t in profile.terms]
         return _Parts(values, term_scores, liked, like_cosines, closest, labels)
 
-    def _keyword_part(
-        self, rows: np.ndarray, profile: Profile, keywords: list[np.ndarray | None]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The keywords' own meanings against the titles (see calibrate.py): per row, the
-        weighted mean of each keyword's standardised cosine, and the keyword closest."""
-        titles = self.corpus.titles[rows]
-        weights = np.array([t.weight for t in profile.terms])
+    def _keyword_meanings(self, profile: Profile) -> _Keywords | None:
+        """The profile's keywords embedded one by one, and how their cosines to the run's titles
+        are standardised (once per set of keywords: readers share them); None without the model
+        or keywords."""
+        labels = tuple(t.label for t in profile.terms)
+        found = self._keywords.get(labels)
+        if found is not None and found.papers == len(self.corpus.embedded_rows):
+            return found
+        vectors = [self._profile_vector(label) for label in labels]
+        if not labels or self.corpus.model is None or any(v is None for v in vectors):
+            return None
+        matrix = np.stack([v for v in vectors if v is not None])
+        background = self.corpus.titles[self.corpus.embedded_rows] @ matrix.T
         prior = (calibrate.KEYWORD_PRIOR_MEAN, calibrate.KEYWORD_PRIOR_SD)
-        parts = np.empty((len(rows), len(keywords)))
-        for k, (term, vector) in enumerate(zip(profile.terms, keywords, strict=True)):
-            assert vector is not None
-            background = self._background(term.label, vector, kind="title")
-            parts[:, k] = calibrate.meaning_part(titles @ vector, background, prior)
-        part: np.ndarray = parts @ weights / weights.sum()
-        return part, (parts * weights).argmax(axis=1)
+        stats = np.array([calibrate.standardiser(b, prior) for b in background.T])
+        weights = np.array([t.weight for t in profile.terms])
+        if len(self._keywords) >= PROFILE_CACHE:
+            self._keywords.clear()
+        found = self._keywords[labels] = _Keywords(
+            matrix, stats[:, 0], stats[:, 1], weights / weights.sum(), len(background)
+        )
+        return found
 
     def _excluded(self, rows: np.ndarray, profile: Profile) -> np.ndarray:
         excluded = np.zeros(len(rows), dtype=bool)
@@ -325,17 +350,17 @@ class Ranker:
             self.corpus.model_failed(exc)
             return None
 
-    def _background(self, text: str, query: np.ndarray, kind: str = "paper") -> np.ndarray:
-        """The text's cosines to every embedded paper of the run, or to their titles (once per
-        text: readers share profiles and keywords)."""
-        found = self._backgrounds.get((text, kind))
-        if found is None or len(found) != len(self.corpus.embedded_rows):
-            if len(self._backgrounds) >= PROFILE_CACHE:
-                self._backgrounds.clear()
-            matrix = self.corpus.matrix if kind == "paper" else self.corpus.titles
-            found = matrix[self.corpus.embedded_rows] @ query
-            self._backgrounds[text, kind] = found
-        return found
+    def _standardiser(self, text: str, query: np.ndarray) -> tuple[float, float]:
+        """(mean, sd) of the profile's cosines to every embedded paper of the run (calibrate.py:
+        `meaning`), once per profile."""
+        found = self._standardisers.get(text)
+        papers = len(self.corpus.embedded_rows)
+        if found is None or found[2] != papers:
+            if len(self._standardisers) >= PROFILE_CACHE:
+                self._standardisers.clear()
+            background = self.corpus.matrix[self.corpus.embedded_rows] @ query
+            found = self._standardisers[text] = (*calibrate.standardiser(background), papers)
+        return found[0], found[1]
 
     def _usual(self, marked: np.ndarray) -> float:
         """How close the usual paper of the run is to its closest of these (liked) papers: a
