@@ -80,7 +80,9 @@ def test_each_keyword_is_embedded_once_and_kept_with_the_profiles(tmp_path: Path
     day = papers(10)
     model = HashModel()
     with Store.open(tmp_path / "state.sqlite3") as store:
-        Ranker.for_run(store, day, model=model, subscribers=[reader()]).close()
+        first = Ranker.for_run(store, day, model=model, subscribers=[reader()])
+        first.score(day, reader())  # waits for the profile's texts
+        first.close()
         assert store.stored_profile_texts(list(KEYWORDS), model.name) == set(KEYWORDS)
         calls = model.calls
         ranker = Ranker.for_run(store, day, model=model, subscribers=[reader()])

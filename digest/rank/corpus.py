@@ -44,6 +44,11 @@ class Corpus:
         self._missing: set[str] = set()  # liked papers not in the state, warned about once
 
     @property
+    def embedded(self) -> int:
+        """How many papers have vectors (cheaper than len(embedded_rows))."""
+        return len(self._vectors)
+
+    @property
     def embedded_rows(self) -> np.ndarray:
         """The rows that have a vector (the background a profile's cosines are judged against)."""
         return np.array(sorted(self._vectors), dtype=np.int64)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # IDF is computed over this many of the store's most recent papers (and the run's).
 BACKGROUND_PAPERS = 1000
 PROFILE_CACHE = 1024  # compiled profiles kept in a run
+KEYWORD_CACHE = 4096  # keywords kept in a run (4 bytes a paper each: 16 MB for 1,000 papers)
 MEANING_EVIDENCE = 1.0  # sd above the usual paper: close enough in meaning to count alone
 LIKE_EVIDENCE = 0.25  # cosine above the usual paper's to a liked paper: counts alone
 USUAL_SAMPLE = 256  # papers the usual closeness to a reader's liked papers is taken over
@@ -88,24 +89,6 @@ class _Parts:
     labels: list[str]  # the profile's terms as written
 
 
-@dataclass(frozen=True)
-class _Keywords:
-    """A profile's keywords' own meanings (calibrate.py, the `keyword` part)."""
-
-    vectors: np.ndarray  # (keywords, dimension)
-    mean: np.ndarray  # per keyword: its usual cosine to a title of the run
-    sd: np.ndarray
-    weights: np.ndarray  # the keywords' weights, summing to 1
-    papers: int  # how many embedded papers the above was taken over
-
-    def part(self, titles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per title: the weighted mean of the keywords' standardised cosines, and the keyword
-        (index) that contributes most."""
-        each = (titles @ self.vectors.T - self.mean) / self.sd
-        part: np.ndarray = each @ self.weights
-        return part, (each * self.weights).argmax(axis=1)
-
-
 class Ranker:
     def __init__(
         self,
@@ -122,7 +105,8 @@ class Ranker:
         self._author_keys: dict[int, list[tuple[str, str]]] = {}
         # profile text -> how its cosines to the run's papers are standardised, over how many
         self._standardisers: dict[str, tuple[float, float, int]] = {}
-        self._keywords: dict[tuple[str, ...], _Keywords] = {}  # a profile's terms' meanings
+        # keyword -> its standardised cosine to every title of the run, over how many papers
+        self._keyword_cache: dict[str, tuple[np.ndarray, int]] = {}
 
     @property
     def index(self) -> Index:
@@ -257,9 +241,9 @@ class Ranker:
                 values["semantic"] = vectors @ query
                 mean, sd = self._standardiser(profile.text, query)
                 values["meaning"] = (values["semantic"] - mean) / sd
-            meanings = self._keyword_meanings(profile)
-            if meanings is not None:
-                values["keyword"], closest = meanings.part(self.corpus.titles[rows])
+            keyword = self._keyword_part(rows, profile)
+            if keyword is not None:
+                values["keyword"], closest = keyword
             if len(liked_vecs):
                 like_cosines = vectors @ liked_vecs.T
                 values["likes"] = like_cosines.max(axis=1) - self._usual(liked_vecs)
@@ -276,28 +260,20 @@ class Ranker:
         labels = [t.label for t in profile.terms]
         return _Parts(values, term_scores, liked, like_cosines, closest, labels)
 
-    def _keyword_meanings(self, profile: Profile) -> _Keywords | None:
-        """The profile's keywords embedded one by one, and how their cosines to the run's titles
-        are standardised (once per set of keywords: readers share them); None without the model
-        or keywords."""
-        labels = tuple(t.label for t in profile.terms)
-        found = self._keywords.get(labels)
-        if found is not None and found.papers == len(self.corpus.embedded_rows):
-            return found
-        vectors = [self._profile_vector(label) for label in labels]
-        if not labels or self.corpus.model is None or any(v is None for v in vectors):
+    def _keyword_part(
+        self, rows: np.ndarray, profile: Profile
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The `keyword` part of these rows (calibrate.py): the weighted mean of each keyword's
+        standardised cosine to the title, and per row the keyword that contributes most; None
+        without the model."""
+        found = [self._keyword(t.label) for t in profile.terms]
+        known = [k[rows] for k in found if k is not None]
+        if not known or len(known) < len(found):
             return None
-        matrix = np.stack([v for v in vectors if v is not None])
-        background = self.corpus.titles[self.corpus.embedded_rows] @ matrix.T
-        prior = (calibrate.KEYWORD_PRIOR_MEAN, calibrate.KEYWORD_PRIOR_SD)
-        stats = np.array([calibrate.standardiser(b, prior) for b in background.T])
         weights = np.array([t.weight for t in profile.terms])
-        if len(self._keywords) >= PROFILE_CACHE:
-            self._keywords.clear()
-        found = self._keywords[labels] = _Keywords(
-            matrix, stats[:, 0], stats[:, 1], weights / weights.sum(), len(background)
-        )
-        return found
+        each = np.stack(known, axis=1) * (weights / weights.sum())
+        part: np.ndarray = each.sum(axis=1)
+        return part, each.argmax(axis=1)
 
     def _excluded(self, rows: np.ndarray, profile: Profile) -> np.ndarray:
         excluded = np.zeros(len(rows), dtype=bool)
@@ -337,6 +313,27 @@ class Ranker:
             ),
         )
 
+    def _keyword(self, label: str) -> np.ndarray | None:
+        """A keyword's cosine to every title of the run, standardised against them (calibrate.py:
+        `keyword`); None without the model. Kept for the run: keywords are a small vocabulary
+        that many readers share, so a reader costs a look-up, not a product."""
+        papers = self.corpus.embedded
+        found = self._keyword_cache.get(label)
+        if found is not None and found[1] == papers:
+            kept: np.ndarray = found[0]
+            return kept
+        vector = self._profile_vector(label)
+        if vector is None or self.corpus.model is None:
+            return None
+        cosines = self.corpus.titles @ vector
+        prior = (calibrate.KEYWORD_PRIOR_MEAN, calibrate.KEYWORD_PRIOR_SD)
+        mean, sd = calibrate.standardiser(cosines[self.corpus.embedded_rows], prior)
+        if len(self._keyword_cache) >= KEYWORD_CACHE:
+            self._keyword_cache.clear()
+        standardised: np.ndarray = ((cosines - mean) / sd).astype(np.float32)
+        self._keyword_cache[label] = (standardised, papers)
+        return standardised
+
     def _profile_vector(self, text: str) -> np.ndarray | None:
         """The profile text's vector (see profile_vectors); None without the model."""
         model = self.corpus.model
@@ -354,7 +351,7 @@ class Ranker:
         """(mean, sd) of the profile's cosines to every embedded paper of the run (calibrate.py:
         `meaning`), once per profile."""
         found = self._standardisers.get(text)
-        papers = len(self.corpus.embedded_rows)
+        papers = self.corpus.embedded
         if found is None or found[2] != papers:
             if len(self._standardisers) >= PROFILE_CACHE:
                 self._standardisers.clear()
