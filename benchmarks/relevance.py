@@ -15,7 +15,8 @@ themselves). Methods:
 
     bm25       plain BM25 over title + abstract, lowercase words, no stemming or phrases
     lexical    digest.rank without the model (BM25F, stems, phrases, acronyms)
-    semantic   the meaning part alone (the keywords embedded, standardised per profile)
+    semantic   the meaning parts alone (the keywords embedded together, and one by one
+               against the titles; standardised per profile and per keyword)
     fused      digest.rank as shipped, keywords only
     fused+like fused, with the profile's three liked papers in its config `like`
 

@@ -4,9 +4,9 @@
     ranker.rank(candidates, subscriber, store.feedback(email)) -> list[RankedPaper]
     ranker.close()                                     # the caller closes the model itself
 
-Each candidate gets its parts (calibrate.py: meaning, words, likes, dislikes, the reader's own
-model) and a calibrated score, then cut.py decides the digest. The model is the caller's: the
-ranker never starts one (None ranks by keywords).
+Each candidate gets its parts (calibrate.py: meaning, each keyword's meaning, words, likes,
+dislikes, the reader's own model) and a calibrated score, then cut.py decides the digest. The
+model is the caller's: the ranker never starts one (None ranks by keywords).
 """
 
 from __future__ import annotations
