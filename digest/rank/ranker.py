@@ -26,6 +26,7 @@ from digest.rank.calibrate import KEYWORDS_ONLY, WITH_MODEL, Calibration
 from digest.rank.corpus import Corpus
 from digest.rank.cut import order_and_cut
 from digest.rank.embed import EmbeddingModel, ModelUnavailable
+from digest.rank.keywords import KeywordMeanings
 from digest.rank.lexical import BM25F, Index, Term
 from digest.rank.profile import Profile, author_key, compile_profile, profile_key, profile_text
 from digest.rank.profile_vectors import ProfileVectors
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 # IDF is computed over this many of the store's most recent papers (and the run's).
 BACKGROUND_PAPERS = 1000
 PROFILE_CACHE = 1024  # compiled profiles kept in a run
-KEYWORD_CACHE = 4096  # keywords kept in a run (4 bytes a paper each: 16 MB for 1,000 papers)
 MEANING_EVIDENCE = 1.0  # sd above the usual paper: close enough in meaning to count alone
 LIKE_EVIDENCE = 0.25  # cosine above the usual paper's to a liked paper: counts alone
 USUAL_SAMPLE = 256  # papers the usual closeness to a reader's liked papers is taken over
@@ -105,8 +105,7 @@ class Ranker:
         self._author_keys: dict[int, list[tuple[str, str]]] = {}
         # profile text -> how its cosines to the run's papers are standardised, over how many
         self._standardisers: dict[str, tuple[float, float, int]] = {}
-        # keyword -> its standardised cosine to every title of the run, over how many papers
-        self._keyword_cache: dict[str, tuple[np.ndarray, int]] = {}
+        self.keywords = KeywordMeanings(corpus, self._profile_vector)
 
     @property
     def index(self) -> Index:
@@ -241,7 +240,7 @@ class Ranker:
                 values["semantic"] = vectors @ query
                 mean, sd = self._standardiser(profile.text, query)
                 values["meaning"] = (values["semantic"] - mean) / sd
-            keyword = self._keyword_part(rows, profile)
+            keyword = self.keywords.part(rows, profile.terms)
             if keyword is not None:
                 values["keyword"], closest = keyword
             if len(liked_vecs):
@@ -259,21 +258,6 @@ class Ranker:
         values["score"] = calibrate.probability(values, calibration)
         labels = [t.label for t in profile.terms]
         return _Parts(values, term_scores, liked, like_cosines, closest, labels)
-
-    def _keyword_part(
-        self, rows: np.ndarray, profile: Profile
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The `keyword` part of these rows (calibrate.py): the weighted mean of each keyword's
-        standardised cosine to the title, and per row the keyword that contributes most; None
-        without the model."""
-        found = [self._keyword(t.label) for t in profile.terms]
-        known = [k[rows] for k in found if k is not None]
-        if not known or len(known) < len(found):
-            return None
-        weights = np.array([t.weight for t in profile.terms])
-        each = np.stack(known, axis=1) * (weights / weights.sum())
-        part: np.ndarray = each.sum(axis=1)
-        return part, each.argmax(axis=1)
 
     def _excluded(self, rows: np.ndarray, profile: Profile) -> np.ndarray:
         excluded = np.zeros(len(rows), dtype=bool)
@@ -312,27 +296,6 @@ class Ranker:
                 key=lambda c: (-c[0], c[1]),
             ),
         )
-
-    def _keyword(self, label: str) -> np.ndarray | None:
-        """A keyword's cosine to every title of the run, standardised against them (calibrate.py:
-        `keyword`); None without the model. Kept for the run: keywords are a small vocabulary
-        that many readers share, so a reader costs a look-up, not a product."""
-        papers = self.corpus.embedded
-        found = self._keyword_cache.get(label)
-        if found is not None and found[1] == papers:
-            kept: np.ndarray = found[0]
-            return kept
-        vector = self._profile_vector(label)
-        if vector is None or self.corpus.model is None:
-            return None
-        cosines = self.corpus.titles @ vector
-        prior = (calibrate.KEYWORD_PRIOR_MEAN, calibrate.KEYWORD_PRIOR_SD)
-        mean, sd = calibrate.standardiser(cosines[self.corpus.embedded_rows], prior)
-        if len(self._keyword_cache) >= KEYWORD_CACHE:
-            self._keyword_cache.clear()
-        standardised: np.ndarray = ((cosines - mean) / sd).astype(np.float32)
-        self._keyword_cache[label] = (standardised, papers)
-        return standardised
 
     def _profile_vector(self, text: str) -> np.ndarray | None:
         """The profile text's vector (see profile_vectors); None without the model."""
