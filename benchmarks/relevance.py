@@ -15,15 +15,23 @@ themselves). Methods:
 
     bm25       plain BM25 over title + abstract, lowercase words, no stemming or phrases
     lexical    digest.rank without the model (BM25F, stems, phrases, acronyms)
-    semantic   the meaning part alone (the keywords embedded, standardised per profile)
+    semantic   the meaning parts alone (the keywords embedded together, and one by one
+               against the titles; standardised per profile and per keyword)
     fused      digest.rank as shipped, keywords only
     fused+like fused, with the profile's three liked papers in its config `like`
 
+The frontier: for `fused` and `fused+like`, the precision of what is sent at the highest
+min_score that still sends 90% of the papers graded 2 (one min_score for every reader, pooled over
+the group's (profile, day)s, max_papers 15): what the features allow whatever the threshold. On
+the test days it is chosen with the test grades: a measure of the features, not a setting.
+
 --calibrate fits the score's weights (digest/rank/calibrate.py) by logistic regression on the
 tune days only and prints them. --thumbs prints the thumbs curve: simulated thumbs on the
-papers a reader is shown before (every paper not on the evaluated days, best first by the
-keyword ranking; a like for a paper graded >= 1, a dislike for one graded 0), then NDCG@10,
-P and R2 on the evaluated days, for 0, 5, 10, 20 and 50 thumbs.
+papers a reader was shown before, best first as the ranker (without thumbs) orders them, a like
+for a paper graded >= 1, a dislike for one graded 0; then NDCG@10, P and R2 on the evaluated
+days, for 0, 5, 10, 20 and 50 thumbs. The papers shown before: for a test day, those of both
+tune days and the papers on no day; for a tune day, those of the other tune day and the papers
+on no day (no test day's grade is used on the tune side).
 """
 
 from __future__ import annotations
@@ -117,14 +125,15 @@ def evaluate(
     data: Data,
     method: Method,
     days: Sequence[str],
-    thumbs: Callable[[dict], dict[str, str]] = lambda profile: {},  # type: ignore[type-arg]
+    thumbs: Callable[[dict, str], dict[str, str]] = lambda profile, day: {},  # type: ignore[type-arg]
 ) -> dict[str, float]:
-    """NDCG@10 (mean), P, R2 and sent (pooled) of one method over these days."""
+    """NDCG@10 (mean), P, R2 and sent (pooled) of one method over these days; `thumbs` gives a
+    profile's feedback before a day."""
     ndcgs: list[float | None] = []
     sent = relevant = found2 = total2 = 0
     for day in days:
         for profile in data["profiles"]:
-            feedback = thumbs(profile)
+            feedback = thumbs(profile, day)
             liked = set(profile.get("like", ())) | set(feedback)
             pool = [data["papers"][p] for p in data["days"][day] if p not in liked]
             grades = data["grades"][profile["name"]]
@@ -221,6 +230,37 @@ def methods(data: Data, model: Ranker, lexical: Ranker, c: Calibration) -> dict[
     }
 
 
+def frontier(
+    data: Data,
+    ranker: Ranker,
+    c: Calibration,
+    likes: bool,
+    days: Sequence[str],
+    target: float = 0.9,
+) -> tuple[float, float, int]:
+    """(precision, min_score, sent) at the highest min_score whose cut sends at least `target` of
+    the papers graded 2 on these days (nan when no min_score does)."""
+    ranker.calibration = c
+    lists: list[list[tuple[float, int]]] = []  # per (profile, day): (score, grade), best first
+    total2 = 0
+    for day in days:
+        for profile in data["profiles"]:
+            liked = set(profile.get("like", ()))
+            pool = [data["papers"][p] for p in data["days"][day] if p not in liked]
+            grades = data["grades"][profile["name"]]
+            sub = replace(subscriber(profile, likes=likes), min_score=0.0)
+            scoring = ranker.score(pool, sub)
+            ordered = sorted(scoring.ranked[: scoring.kept], key=lambda x: -x.score)
+            lists.append([(x.score, grades.get(x.paper.id, 0)) for x in ordered])
+            total2 += sum(1 for p in pool if grades.get(p.id, 0) == 2)
+    for cut in sorted({s for found in lists for s, _ in found}, reverse=True):
+        sent = [[g for s, g in found if s >= cut][:MAX_PAPERS] for found in lists]
+        if sum(g == 2 for out in sent for g in out) >= target * total2:
+            count = sum(len(out) for out in sent)
+            return sum(g >= 1 for out in sent for g in out) / count, cut, count
+    return float("nan"), float("nan"), 0
+
+
 def report(data: Data, found: dict[str, dict[str, dict[str, float]]]) -> None:
     print(
         f"{'method':<12}"
@@ -283,19 +323,25 @@ def calibrate(data: Data, model: Ranker, lexical: Ranker) -> tuple[Calibration, 
         return {}
 
     rows, y = pairs(data, model, tune, none)
-    w = logistic(np.array([[r["meaning"], r["words"]] for r in rows]), y, np.zeros(len(y)))
-    base = replace(model.calibration, meaning=w[0], words=w[1], bias=w[2])
+    x = np.array([[r["meaning"], r.get("keyword", 0.0), r["words"]] for r in rows])
+    w = logistic(x, y, np.zeros(len(y)))
+    base = replace(model.calibration, meaning=w[0], keyword=w[1], words=w[2], bias=w[3])
     rows, y = pairs(data, lexical, tune, none)
     wl = logistic(np.array([[r["words"]] for r in rows]), y, np.zeros(len(y)))
     keywords = replace(KEYWORDS_ONLY, words=wl[0], bias=wl[1])
 
     def cross(profile: dict, day: str) -> dict[str, str]:  # type: ignore[type-arg]
-        others = [d for d in data["days"] if d not in data["split"]["test"] and d != day]
-        return simulated_thumbs(data, model, base, profile, others, 20)
+        return simulated_thumbs(data, model, base, profile, shown_before(data, "tune", day), 20)
 
     rows, y = pairs(data, model, tune, cross)
     offset = np.array(
-        [base.bias + base.meaning * r["meaning"] + base.words * r["words"] for r in rows]
+        [
+            base.bias
+            + base.meaning * r["meaning"]
+            + base.keyword * r.get("keyword", 0.0)
+            + base.words * r["words"]
+            for r in rows
+        ]
     )
     x = np.array(
         [
@@ -338,20 +384,32 @@ def simulated_thumbs(
     return {x.paper.id: "like" if grades.get(x.paper.id, 0) >= 1 else "dislike" for x in order}
 
 
+def shown_before(data: Data, group: str, day: str) -> list[str]:
+    """The days whose papers a reader was shown before `day` (see the module's docstring)."""
+    if group == "tune":  # no test day's grade is used on the tune side
+        return [d for d in data["split"]["tune"] if d != day]
+    return [d for d in data["days"] if d not in data["split"]["test"]]
+
+
 def thumbs_curve(data: Data, model: Ranker, c: Calibration) -> None:
     print("\nthumbs curve: NDCG@10 / P / R2 (sent) on the evaluated days")
     for group in ("tune", "test"):
-        days = data["split"][group]
-        history = [d for d in data["days"] if d not in days]
-        if group == "tune":  # no test day's grade is used on the tune side
-            history = [d for d in history if d not in data["split"]["test"]]
-        print(f"  {group} (thumbs from {len(history)} other days and the papers on no day):")
+        before = "the other tune day" if group == "tune" else "both tune days"
+        print(f"  {group} (thumbs on the papers of {before} and those on no day):")
         for count in THUMBS:
             given = {
-                p["name"]: simulated_thumbs(data, model, c, p, history, count)
+                (p["name"], day): simulated_thumbs(
+                    data, model, c, p, shown_before(data, group, day), count
+                )
                 for p in data["profiles"]
+                for day in data["split"][group]
             }
-            r = evaluate(data, ranked_by(model, c, False), days, lambda p, g=given: g[p["name"]])
+            r = evaluate(
+                data,
+                ranked_by(model, c, False),
+                data["split"][group],
+                lambda p, day, g=given: g[p["name"], day],  # type: ignore[misc]
+            )
             shown = f"{r['ndcg']:.3f} / {r['p']:.3f} / {r['r2']:.3f} ({r['sent']})"
             print(f"    {count:3d} thumbs: {shown}")
 
@@ -375,6 +433,13 @@ def main() -> None:
         for name, method in methods(data, model, lexical, c).items()
     }
     report(data, found)
+    print("\nfrontier: P at the highest min_score sending 90% of the papers graded 2 (cut, sent)")
+    for name, likes in (("fused", False), ("fused+like", True)):
+        row = f"  {name:<12}"
+        for g in ("tune", "test"):
+            p, cut, sent = frontier(data, model, c, likes, data["split"][g])
+            row += f"{g}: {p:.3f} ({cut:.2f}, {sent})   "
+        print(row)
     if args.thumbs:
         thumbs_curve(data, model, c)
     store.close()

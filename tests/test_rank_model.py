@@ -17,6 +17,7 @@ from digest.cli import cli
 from digest.config import Subscriber, load_config
 from digest.models import Paper
 from digest.rank import Ranker, explain_paper
+from digest.rank.corpus import stored_name
 from digest.rank.embed import MODEL_DIR, Embedder, ModelUnavailable
 from digest.rank.embed_store import load_embeddings
 from digest.run import RunOptions, send_now
@@ -101,7 +102,7 @@ def test_each_paper_is_embedded_once_across_runs(tmp_path: Path, real_model: Emb
 
     assert send_now(config, RunOptions(), deps(DAY, model=lambda: counting)).exit_code == 0
     with Store.open(config.digest.state) as store:
-        stored = load_embeddings(store, day1, real_model.name)
+        stored = load_embeddings(store, day1, stored_name(real_model))
     assert stored.keys() == day1
     papers_embedded = [t for t in counting.texts if len(t) > 200]  # abstracts, not profiles
     assert len(papers_embedded) == len(day1)

@@ -1,8 +1,9 @@
 """Rank papers against each subscriber: keywords (BM25F) and meaning (a small local
 sentence-embedding model), the reader's likes, dislikes and own model, fused into a calibrated
 0..1 score; followed authors, excludes, the cut, and the reasons for each paper. See ranker.py
-(one run's ranker), lexical.py (matching), calibrate.py (the score), cut.py (order and cut),
-reader_model.py (each reader's model) and model/README.md (the embedding model).
+(one run's ranker), lexical.py (matching), keywords.py (each keyword's meaning), calibrate.py
+(the score), cut.py (order and cut), reader_model.py (each reader's model) and model/README.md
+(the embedding model).
 
     model = start_model_process()                    # the caller's: started and closed by it
     ranker = Ranker.for_run(store, papers, model=model, subscribers=subs)   # once per run

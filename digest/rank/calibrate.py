@@ -1,7 +1,8 @@
 """The score: a calibrated probability that the reader finds the paper relevant, from the parts.
 
-    logit = bias + w_meaning * meaning + w_words * words + w_likes * likes
-            - w_dislikes * dislikes + w_reader * reader;      score = 1 / (1 + e^-logit)
+    logit = bias + w_meaning * meaning + w_keyword * keyword + w_words * words
+            + w_likes * likes - w_dislikes * dislikes + w_reader * reader;
+    score = 1 / (1 + e^-logit)
 
 The parts (each one a number in `Scored.parts`, explained by PART_SCALES):
     lexical   the keyword match, BM25F summed over the keywords (lexical.py)
@@ -11,10 +12,17 @@ The parts (each one a number in `Scored.parts`, explained by PART_SCALES):
               papers (the store's recent ones), shrunk towards the labelled set's values while
               there are few; readers whose keywords sit close to everything (or to nothing)
               are thus on one scale
+    keyword   the keywords' own meanings against the paper's title: each keyword embedded alone,
+              its cosine to the title standardised the same way (against the indexed papers'
+              titles); their mean, weighted by the keywords' weights. A title squarely on some
+              of the keywords counts, where the whole profile's meaning (all of them embedded
+              together) blurs; titles carry much of a paper's meaning
     likes     the cosine to the closest liked paper, above the usual paper's (the mean over
               the run's papers of their cosine to their closest liked paper)
     dislikes  the same for the closest disliked paper
-    reader    the reader's own model's logit (reader_model.py), once they have enough thumbs
+    reader    the reader's own model's logit (reader_model.py), once they have enough thumbs,
+              above its mean logit over the run's papers (centred like likes and dislikes, so
+              that thumbs move papers against each other, not every score down)
 
 The weights were fitted by logistic regression on the "tune" days of benchmarks/relevance
 (`benchmarks/relevance.py --calibrate`, graded >= 1 counts as relevant), never on its test days;
@@ -31,6 +39,8 @@ import numpy as np
 # The labelled set's cosine of a paper to a profile (mean, sd), and how many indexed papers
 # count as much as it when a store holds few.
 PRIOR_MEAN, PRIOR_SD, PRIOR_PAPERS = 0.16, 0.09, 50.0
+# The same for one keyword's cosine to a paper's title.
+KEYWORD_PRIOR_MEAN, KEYWORD_PRIOR_SD = 0.12, 0.09
 LEXICAL_SCALE = 4.0
 KEYWORDS_ONLY_SCALE = 1.0  # without the model: one abstract match counts for more
 
@@ -39,9 +49,10 @@ PART_SCALES = {
     "words": "keyword match on 0..1",
     "semantic": "cosine to the keywords' meaning, -1..1",
     "meaning": "that cosine in sd above the usual paper's",
+    "keyword": "each keyword's cosine to the title, in sd above the usual title's: their mean",
     "likes": "cosine to the closest paper you liked, above the usual paper's",
     "dislikes": "cosine to the closest paper you disliked, above the usual paper's",
-    "reader": "your own model from your thumbs: a logit, 0 = undecided",
+    "reader": "your own model from your thumbs: a logit above the usual paper's",
     "score": "the chance you find it relevant, 0..1 (min_score cuts here)",
 }
 
@@ -50,6 +61,7 @@ PART_SCALES = {
 class Calibration:
     bias: float
     meaning: float
+    keyword: float
     words: float
     likes: float
     dislikes: float
@@ -58,10 +70,10 @@ class Calibration:
 
 # Fitted on the tune days (see the docstring); the lexical one on the same days without the model.
 WITH_MODEL = Calibration(
-    bias=-3.89, meaning=1.96, words=2.72, likes=1.33, dislikes=0.85, reader=0.95
+    bias=-3.95, meaning=1.63, keyword=0.89, words=2.74, likes=0.52, dislikes=0.67, reader=3.23
 )
 KEYWORDS_ONLY = Calibration(
-    bias=-3.40, meaning=0.0, words=3.59, likes=0.0, dislikes=0.0, reader=0.0
+    bias=-3.40, meaning=0.0, keyword=0.0, words=3.59, likes=0.0, dislikes=0.0, reader=0.0
 )
 
 
@@ -70,20 +82,28 @@ def words_part(bm25f: np.ndarray, scale: float = LEXICAL_SCALE) -> np.ndarray:
     return part
 
 
-def meaning_part(cosine: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """The cosines standardised against the same profile's cosines to `background`."""
+def standardiser(
+    background: np.ndarray, prior: tuple[float, float] = (PRIOR_MEAN, PRIOR_SD)
+) -> tuple[float, float]:
+    """(mean, sd) of a text's cosines to `background`, shrunk towards the labelled set's
+    (mean, sd) `prior` while the background is small."""
     n = float(len(background))
-    mean = (float(background.sum()) + PRIOR_PAPERS * PRIOR_MEAN) / (n + PRIOR_PAPERS)
+    prior_mean, prior_sd = prior
+    mean = (float(background.sum()) + PRIOR_PAPERS * prior_mean) / (n + PRIOR_PAPERS)
     var = float(((background - mean) ** 2).sum()) if n else 0.0
-    sd = np.sqrt((var + PRIOR_PAPERS * PRIOR_SD**2) / (n + PRIOR_PAPERS))
-    out: np.ndarray = (cosine - mean) / max(sd, 1e-6)
-    return out
+    sd = float(np.sqrt((var + PRIOR_PAPERS * prior_sd**2) / (n + PRIOR_PAPERS)))
+    return mean, max(sd, 1e-6)
 
 
 def probability(parts: dict[str, np.ndarray], c: Calibration) -> np.ndarray:
     """The score of each paper from its parts (absent parts count 0)."""
     logit = np.full(len(parts["words"]), c.bias)
-    for name, weight in (("meaning", c.meaning), ("words", c.words), ("reader", c.reader)):
+    for name, weight in (
+        ("meaning", c.meaning),
+        ("keyword", c.keyword),
+        ("words", c.words),
+        ("reader", c.reader),
+    ):
         if name in parts:
             logit = logit + weight * parts[name]
     if "likes" in parts:

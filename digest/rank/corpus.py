@@ -1,8 +1,10 @@
-"""The papers of one run as the ranking sees them: the lexical index and each paper's vector.
+"""The papers of one run as the ranking sees them: the lexical index and each paper's vectors.
 
-Vectors come from the state when a paper was embedded before (each paper is embedded once,
-ever), else from the model, and are then kept in the state. A model that fails (it raised, or
-its process died) leaves the rest of the run to the keywords, with one warning.
+Each paper has two vectors: of its title and abstract together (`matrix`), and of its title
+alone (`titles`: each keyword's own meaning is compared with it). They come from the state when
+the paper was embedded before (each paper is embedded once, ever), else from the model, and
+are then kept in the state, the two as one record (stored_name(model)). A model that fails (it
+raised, or its process died) leaves the rest of the run to the keywords, with one warning.
 """
 
 from __future__ import annotations
@@ -21,15 +23,30 @@ from digest.store import Store
 
 log = logging.getLogger(__name__)
 
+# A stored record is the paper's vector then its title's; the name says so, and a record of the
+# model's name alone (one vector, as stored before titles were) is embedded again.
+STORED_LAYOUT = "+title"
+
+
+def stored_name(model: EmbeddingModel) -> str:
+    """The name a paper's vectors are stored under: the model's, and the record's layout."""
+    return model.name + STORED_LAYOUT
+
 
 class Corpus:
     def __init__(self, store: Store | None, model: EmbeddingModel | None, bm25f: BM25F | None):
         self.store = store
         self.model = model
         self.index = Index(bm25f)
-        self._vectors: dict[int, np.ndarray] = {}  # index row -> paper vector
+        self._vectors: dict[int, np.ndarray] = {}  # index row -> paper vector, title vector
         self.matrix: np.ndarray = np.zeros((0, DIMENSION), dtype=np.float32)
+        self.titles: np.ndarray = np.zeros((0, DIMENSION), dtype=np.float32)
         self._missing: set[str] = set()  # liked papers not in the state, warned about once
+
+    @property
+    def embedded(self) -> int:
+        """How many papers have vectors (cheaper than len(embedded_rows))."""
+        return len(self._vectors)
 
     @property
     def embedded_rows(self) -> np.ndarray:
@@ -44,7 +61,7 @@ class Corpus:
             return None
         stored = self._stored(papers)
         unique = {p.id: p for p in papers}.values()
-        todo = [paper_text(p.title, p.abstract) for p in unique if p.id not in stored]
+        todo = _texts([p for p in unique if p.id not in stored])
         # A failure here is met again by the embed that follows, which falls back.
         with contextlib.suppress(Exception):
             self.model.prefetch(todo)
@@ -53,10 +70,11 @@ class Corpus:
     def _stored(self, papers: Iterable[Paper]) -> dict[str, np.ndarray]:
         if self.store is None or self.model is None:
             return {}
-        return load_embeddings(self.store, [p.id for p in papers], self.model.name)
+        found = load_embeddings(self.store, [p.id for p in papers], stored_name(self.model))
+        return {pid: vec for pid, vec in found.items() if len(vec) == 2 * DIMENSION}
 
     def add(self, papers: Sequence[Paper], *, stored: dict[str, np.ndarray] | None = None) -> None:
-        """Index these papers and give each a vector: stored, or embedded once and stored.
+        """Index these papers and give each its vectors: stored, or embedded once and stored.
         `stored`: the stored vectors of these papers, when already read."""
         self.index.add(papers)
         if self.model is None:
@@ -72,17 +90,20 @@ class Corpus:
             if p.id in stored:
                 self._vectors[r] = stored[p.id]
         if todo:
-            vectors = self.embed([paper_text(p.title, p.abstract) for _, p in todo])
+            vectors = self.embed(_texts([p for _, p in todo]))
             if vectors is None or self.model is None:
                 return
-            for (r, _), vec in zip(todo, vectors, strict=True):
+            both = np.concatenate([vectors[: len(todo)], vectors[len(todo) :]], axis=1)
+            for (r, _), vec in zip(todo, both, strict=True):
                 self._vectors[r] = vec
             if self.store is not None:
-                save_embeddings(self.store, [p.id for _, p in todo], vectors, self.model.name)
-        matrix = np.zeros((len(self.index), DIMENSION), dtype=np.float32)
+                ids = [p.id for _, p in todo]
+                save_embeddings(self.store, ids, both, stored_name(self.model))
+        both = np.zeros((len(self.index), 2 * DIMENSION), dtype=np.float32)
         for r, vec in self._vectors.items():
-            matrix[r] = vec
-        self.matrix = matrix
+            both[r] = vec
+        self.matrix = np.ascontiguousarray(both[:, :DIMENSION])
+        self.titles = np.ascontiguousarray(both[:, DIMENSION:])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray | None:
         """The model's vectors, or None when it failed: then this run ranks by keywords (one
@@ -126,3 +147,8 @@ class Corpus:
             return np.zeros((0, DIMENSION), dtype=np.float32), []
         rows = [self.index.by_id[p.id] for p in known]
         return self.matrix[rows], known
+
+
+def _texts(papers: Sequence[Paper]) -> list[str]:
+    """What these papers are embedded from: each one's title and abstract, then each title."""
+    return [paper_text(p.title, p.abstract) for p in papers] + [p.title.strip() for p in papers]

@@ -4,9 +4,9 @@
     ranker.rank(candidates, subscriber, store.feedback(email)) -> list[RankedPaper]
     ranker.close()                                     # the caller closes the model itself
 
-Each candidate gets its parts (calibrate.py: meaning, words, likes, dislikes, the reader's own
-model) and a calibrated score, then cut.py decides the digest. The model is the caller's: the
-ranker never starts one (None ranks by keywords).
+Each candidate gets its parts (calibrate.py: meaning, each keyword's meaning, words, likes,
+dislikes, the reader's own model) and a calibrated score, then cut.py decides the digest. The
+model is the caller's: the ranker never starts one (None ranks by keywords).
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from digest.rank.calibrate import KEYWORDS_ONLY, WITH_MODEL, Calibration
 from digest.rank.corpus import Corpus
 from digest.rank.cut import order_and_cut
 from digest.rank.embed import EmbeddingModel, ModelUnavailable
+from digest.rank.keywords import KeywordMeanings
 from digest.rank.lexical import BM25F, Index, Term
 from digest.rank.profile import Profile, author_key, compile_profile, profile_key, profile_text
 from digest.rank.profile_vectors import ProfileVectors
-from digest.rank.reader_model import ReaderModelStore, Thumbs
+from digest.rank.reader_model import ReaderModel, ReaderModelStore, Thumbs
 from digest.rank.reader_models import ReaderModels
 from digest.store import Store
 
@@ -42,6 +43,7 @@ MEANING_EVIDENCE = 1.0  # sd above the usual paper: close enough in meaning to c
 LIKE_EVIDENCE = 0.25  # cosine above the usual paper's to a liked paper: counts alone
 USUAL_SAMPLE = 256  # papers the usual closeness to a reader's liked papers is taken over
 LIKE_REASON = 0.4  # cosine to a liked paper from which it is named as a reason
+READER_EVIDENCE = 1.0  # the reader's model's logit above the usual paper's: counts alone
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Scored:
     authors: list[str]
     liked: list[Paper] = field(default_factory=list)  # liked papers it is close to (a reason)
     meaning: bool = False  # close in meaning to the profile
+    keyword: str = ""  # the keyword closest in meaning to its title, when that speaks for it
     terms: list[tuple[float, int]] = field(default_factory=list)  # (score, term index)
     marked: str = ""  # "like" | "dislike": the reader already marked this paper
 
@@ -82,6 +85,8 @@ class _Parts:
     term_scores: list[np.ndarray]
     liked: list[Paper]
     like_cosines: np.ndarray  # (candidates, liked)
+    closest: np.ndarray  # per candidate: the term (index) whose meaning is closest to its title
+    labels: list[str]  # the profile's terms as written
 
 
 class Ranker:
@@ -98,7 +103,9 @@ class Ranker:
         self._profile_vectors: ProfileVectors | None = None
         self._term_scores: dict[Term, np.ndarray] = {}
         self._author_keys: dict[int, list[tuple[str, str]]] = {}
-        self._backgrounds: dict[str, np.ndarray] = {}  # profile text -> cosines to the corpus
+        # profile text -> how its cosines to the run's papers are standardised, over how many
+        self._standardisers: dict[str, tuple[float, float, int]] = {}
+        self.keywords = KeywordMeanings(corpus, self._profile_vector)
 
     @property
     def index(self) -> Index:
@@ -144,7 +151,7 @@ class Ranker:
         ranker = cls(corpus, calibration, models)
         if corpus.model is not None:
             ranker._profile_vectors = ProfileVectors(corpus.model, store)
-            ranker._profile_vectors.start([profile_text(s.keywords) for s in subscribers])
+            ranker._profile_vectors.start(_texts_to_embed(subscribers))
         return ranker
 
     def close(self) -> None:
@@ -222,6 +229,7 @@ class Ranker:
         values = {"lexical": bm25f, "words": calibrate.words_part(bm25f)}
         liked: list[Paper] = []
         like_cosines = np.zeros((len(rows), 0))
+        closest = np.full(len(rows), -1)
         if self.corpus.model is not None and len(rows):
             liked_vecs, liked = self.corpus.vectors_of(thumbs.liked)
             disliked_vecs, _ = self.corpus.vectors_of(thumbs.disliked)
@@ -230,9 +238,11 @@ class Ranker:
             vectors = self.corpus.matrix[rows]
             if query is not None:
                 values["semantic"] = vectors @ query
-                values["meaning"] = calibrate.meaning_part(
-                    values["semantic"], self._background(profile.text, query)
-                )
+                mean, sd = self._standardiser(profile.text, query)
+                values["meaning"] = (values["semantic"] - mean) / sd
+            keyword = self.keywords.part(rows, profile.terms)
+            if keyword is not None:
+                values["keyword"], closest = keyword
             if len(liked_vecs):
                 like_cosines = vectors @ liked_vecs.T
                 values["likes"] = like_cosines.max(axis=1) - self._usual(liked_vecs)
@@ -241,12 +251,13 @@ class Ranker:
                 values["dislikes"] = (vectors @ disliked_vecs.T).max(axis=1) - usual
             model = self.reader_models.get(email, thumbs)
             if model is not None:
-                values["reader"] = model.logits(vectors)
+                values["reader"] = model.logits(vectors) - self._usual_logit(model)
         calibration = self.calibration if self.corpus.model is not None else KEYWORDS_ONLY
         if self.corpus.model is None:  # keywords alone: their own scale (fitted with it)
             values["words"] = calibrate.words_part(bm25f, calibrate.KEYWORDS_ONLY_SCALE)
         values["score"] = calibrate.probability(values, calibration)
-        return _Parts(values, term_scores, liked, like_cosines)
+        labels = [t.label for t in profile.terms]
+        return _Parts(values, term_scores, liked, like_cosines, closest, labels)
 
     def _excluded(self, rows: np.ndarray, profile: Profile) -> np.ndarray:
         excluded = np.zeros(len(rows), dtype=bool)
@@ -266,6 +277,7 @@ class Ranker:
         authors: dict[int, list[str]],
     ) -> Scored:
         values = {name: float(v[i]) for name, v in parts.values.items()}
+        by_keyword = values.get("keyword", 0.0) >= MEANING_EVIDENCE
         close = parts.like_cosines[i] if len(parts.liked) else np.zeros(0)
         nearest = [int(k) for k in np.argsort(-close, kind="stable")[:2] if close[k] >= LIKE_REASON]
         return Scored(
@@ -277,7 +289,8 @@ class Ranker:
             marked=marks.get(papers[i].id, ""),
             authors=authors.get(i, []),
             liked=[parts.liked[k] for k in nearest],
-            meaning=values.get("meaning", 0.0) >= MEANING_EVIDENCE,
+            meaning=values.get("meaning", 0.0) >= MEANING_EVIDENCE or by_keyword,
+            keyword=parts.labels[int(parts.closest[i])] if by_keyword else "",
             terms=sorted(
                 ((float(ts[i]), k) for k, ts in enumerate(parts.term_scores) if ts[i] > 0),
                 key=lambda c: (-c[0], c[1]),
@@ -297,14 +310,17 @@ class Ranker:
             self.corpus.model_failed(exc)
             return None
 
-    def _background(self, text: str, query: np.ndarray) -> np.ndarray:
-        """The profile's cosines to every embedded paper of the run (once per profile)."""
-        found = self._backgrounds.get(text)
-        if found is None or len(found) != len(self.corpus.embedded_rows):
-            if len(self._backgrounds) >= PROFILE_CACHE:
-                self._backgrounds.clear()
-            found = self._backgrounds[text] = self.corpus.matrix[self.corpus.embedded_rows] @ query
-        return found
+    def _standardiser(self, text: str, query: np.ndarray) -> tuple[float, float]:
+        """(mean, sd) of the profile's cosines to every embedded paper of the run (calibrate.py:
+        `meaning`), once per profile."""
+        found = self._standardisers.get(text)
+        papers = self.corpus.embedded
+        if found is None or found[2] != papers:
+            if len(self._standardisers) >= PROFILE_CACHE:
+                self._standardisers.clear()
+            background = self.corpus.matrix[self.corpus.embedded_rows] @ query
+            found = self._standardisers[text] = (*calibrate.standardiser(background), papers)
+        return found[0], found[1]
 
     def _usual(self, marked: np.ndarray) -> float:
         """How close the usual paper of the run is to its closest of these (liked) papers: a
@@ -313,6 +329,15 @@ class Ranker:
         if not len(rows):
             return 0.0
         return float((self.corpus.matrix[rows] @ marked.T).max(axis=1).mean())
+
+    def _usual_logit(self, model: ReaderModel) -> float:
+        """The reader's model's mean logit over a sample of the run's papers: its logits count
+        above this (a model trained mostly on dislikes says no to nearly everything; what
+        matters is which papers it says no to least)."""
+        rows = self.corpus.embedded_rows[:: max(1, len(self.corpus.embedded_rows) // USUAL_SAMPLE)]
+        if not len(rows):
+            return 0.0
+        return float(model.logits(self.corpus.matrix[rows]).mean())
 
     def _term_score(self, term: Term) -> np.ndarray:
         """The term's score in every indexed paper; cached (subscribers share terms)."""
@@ -368,23 +393,36 @@ class Ranker:
         out += why.term_reasons(self.corpus.index, x.row, terms)
         out += why.like_reason(x.liked)
         if x.meaning:
-            out += why.meaning_reason()
+            out += why.meaning_reason(x.keyword)
         if scoring.by_upvotes or scoring.subscriber.upvote_boost:
             out += why.upvote_reason(x.paper.upvotes)
         return out
 
 
 def evidence(values: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Something in the paper speaks for it: a keyword, or closeness in meaning, to a liked
-    paper or in the reader's own model. Nothing else is ever sent, even with min_score = 0."""
+    """Something in the paper speaks for it: a keyword, or closeness in meaning (to the
+    profile, to its keywords one by one, to a liked paper) or in the reader's own model.
+    Nothing else is ever sent, even with min_score = 0."""
     found = values["words"] > 0
     if "meaning" in values:
         found = found | (values["meaning"] >= MEANING_EVIDENCE)
+    if "keyword" in values:
+        found = found | (values["keyword"] >= MEANING_EVIDENCE)
     if "likes" in values:
         found = found | (values["likes"] > LIKE_EVIDENCE)
     if "reader" in values:
-        found = found | (values["reader"] > 0)
+        found = found | (values["reader"] > READER_EVIDENCE)
     out: np.ndarray = found
+    return out
+
+
+def _texts_to_embed(subscribers: Sequence[Subscriber]) -> list[str]:
+    """The texts a run's readers need embedded, in the order they come up: each profile (its
+    keywords together), then each of its keywords alone."""
+    out: list[str] = []
+    for sub in subscribers:
+        out.append(profile_text(sub.keywords))
+        out += list(sub.keywords)
     return out
 
 

@@ -49,7 +49,10 @@ def like_reason(liked: Sequence[Paper]) -> list[Reason]:
     ]
 
 
-def meaning_reason() -> list[Reason]:
+def meaning_reason(keyword: str = "") -> list[Reason]:
+    """Close in meaning to the profile; `keyword`: to this keyword above all (its title)."""
+    if keyword:
+        return [Reason("meaning", f"close in meaning to your keyword “{keyword}”", (keyword,))]
     return [Reason("meaning", "close in meaning to your keywords")]
 
 
