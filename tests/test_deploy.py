@@ -31,7 +31,11 @@ NEEDS = {
     "digest-send.service": {SMTP, WEB, DB},
     "digest-web.service": {WEB, DB},
 }
-COMMAND = {"digest.service": "run", "digest-send.service": "send-now", "digest-web.service": "serve"}
+COMMAND = {
+    "digest.service": "run",
+    "digest-send.service": "send-now",
+    "digest-web.service": "serve",
+}
 HARDENING = {
     "User": "digest",
     "Group": "digest",
