@@ -22,6 +22,7 @@ from digest.schedule import due_digest
 log = logging.getLogger("digest.daemon")
 
 CLOCK_JUMP = 60.0  # a wall clock this far ahead of the monotonic one means a suspend
+WEB_BACKLOG = 2048  # uvicorn's default
 
 
 class _Wakeups:
@@ -152,7 +153,11 @@ def _bind_web(daemon: Daemon) -> socket.socket | None:
     from digest.web.tokens import require_secret
 
     require_secret(daemon.config.web)
-    return bind_socket(daemon.config.web)
+    sock = bind_socket(daemon.config.web)
+    # Listening now: a connection made after the "serving" line waits in the backlog until
+    # uvicorn, started right after, accepts it (its own listen() on this socket is a no-op).
+    sock.listen(WEB_BACKLOG)
+    return sock
 
 
 def _start_web(daemon: Daemon, sock: socket.socket | None) -> asyncio.Task[None] | None:
