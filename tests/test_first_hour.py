@@ -103,6 +103,17 @@ def test_the_demo_writes_three_digests_with_the_network_blocked(tmp_path):
     assert "ada@example.org: 2026-06-12 sent" in status.output
 
 
+def test_the_readme_starts_with_the_demo_and_the_tests():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    commands = [line.strip() for line in readme.splitlines() if line.startswith("    python3 ")]
+    assert commands[:2] == [
+        "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/digest demo",
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest -q",
+    ]
+    assert "    .venv/bin/digest send-now -c config.example.toml\n" in readme
+    assert "(benchmarks/README.md)" in readme
+
+
 def test_the_demo_starts_afresh_but_never_touches_a_folder_it_did_not_write(tmp_path):
     folder = tmp_path / "demo"
     (folder / "outbox").mkdir(parents=True)
