@@ -24,7 +24,7 @@ from digest.errors import UsageError
 from digest.run import Deps, Mode, RunOptions, RunReport, send_now
 from digest.run.preview import html_part
 
-CONFIG = "digest.toml"
+CONFIG = "digest.toml"  # in the demo folder; shipped as demo.toml
 DATA = "hf-daily-papers-2026-06-12.json"
 DAY = date(2026, 6, 12)  # the captured day: the demo's digests are that day's
 MARK = b"# paper digest demo"  # the first line of a config the demo wrote
@@ -61,8 +61,8 @@ def write_demo(folder: Path) -> Path:
                 made.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     shipped = resources.files(__name__)
-    for name in (CONFIG, DATA):
-        (folder / name).write_bytes(shipped.joinpath(name).read_bytes())
+    config.write_bytes(shipped.joinpath("demo.toml").read_bytes())
+    (folder / DATA).write_bytes(shipped.joinpath(DATA).read_bytes())
     return config
 
 
