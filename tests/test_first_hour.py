@@ -460,3 +460,23 @@ def test_an_unsubscribed_reader_is_said_once(config_file):
     result = run("send-now", "-c", str(config_file), "--date", DAY)
     assert f"ada@example.org {DAY}: unsubscribed (left at " in result.output
     assert "unsubscribed unsubscribed" not in result.output
+
+
+def test_pip_install_ships_every_package_and_the_demo_data():
+    """`pip install .` (the README's first command) installs what pyproject lists: every
+    package of digest/, and the demo's files as package data."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = set(setuptools["packages"])
+    found = {
+        ".".join(init.parent.relative_to(root).parts)
+        for init in (root / "digest").rglob("__init__.py")
+    }
+    assert found <= packages, found - packages
+    patterns = setuptools["package-data"]["digest.demo"]
+    shipped = [p.name for p in (root / "digest" / "demo").iterdir() if p.suffix != ".py"]
+    assert shipped and all(
+        any(Path(n).match(p) for p in patterns) for n in shipped if n != "__pycache__"
+    )
