@@ -77,6 +77,6 @@ def _not_found(key: str, gathered: Gathered) -> UsageError:
         )
     listed = ", ".join(f"{s.name} ({s.papers} papers)" for s in gathered.sources)
     return UsageError(
-        f"paper {key!r} is neither in the state nor in today's sources: {listed}",
+        f"paper {key!r} is not in the state, nor in today's sources: {listed}",
         fix="check the id; `digest preview` lists the papers of today's digests",
     )

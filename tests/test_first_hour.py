@@ -329,7 +329,7 @@ def test_explain_a_paper_the_sources_hold_but_the_state_does_not(config_file, tm
         "explain", "2606.99999", "--subscriber", "ada@example.org", "-c", str(config_file)
     )
     assert unknown.exit_code == 2
-    assert "neither in the state nor in today's sources: hf-papers (30 papers)" in unknown.output
+    assert "not in the state, nor in today's sources: hf-papers (30 papers)" in unknown.output
     (tmp_path / "papers.html").unlink()
     down = run("explain", "2606.99999", "--subscriber", "ada@example.org", "-c", str(config_file))
     assert (
