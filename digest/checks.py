@@ -218,7 +218,9 @@ async def _reach(config: Config) -> Checked:
         if result.error is not None:
             checked.problems.append(f"source {result.source.name}: {result.error}")
         else:
-            checked.good.append(f"source {result.source.name}: ok, {len(result.papers)} papers")
+            count = len(result.papers)
+            papers = f"{count} paper{'' if count == 1 else 's'}"
+            checked.good.append(f"source {result.source.name}: ok, {papers}")
     delivery = config.delivery
     if delivery.method == "smtp":
         where = f"smtp {delivery.host}:{delivery.port}"

@@ -75,7 +75,9 @@ def _not_found(key: str, gathered: Gathered) -> UsageError:
             f"paper {key!r} is not in the state, and a source failed: {reasons}",
             fix="try again once the source answers (`digest check --connect` tests it)",
         )
-    listed = ", ".join(f"{s.name} ({s.papers} papers)" for s in gathered.sources)
+    listed = ", ".join(
+        f"{s.name} ({s.papers} paper{'' if s.papers == 1 else 's'})" for s in gathered.sources
+    )
     return UsageError(
         f"paper {key!r} is not in the state, nor in today's sources: {listed}",
         fix="check the id; `digest preview` lists the papers of today's digests",
