@@ -14,22 +14,30 @@ import sys
 import traceback
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from digest import __version__
-from digest.cli_report import plural, print_report, print_sources
+from digest.cli_report import (
+    none_new,
+    plural,
+    print_explanation,
+    print_previewed,
+    print_report,
+    print_sent,
+    print_source_problems,
+    print_sources,
+    sent_as_mailed,
+    write_sent,
+)
 from digest.clock import utc_now
 from digest.config import Config, load_config, resolve_config_path
 from digest.errors import EXIT_FAILED, EXIT_USAGE, DigestError, UsageError
 from digest.progress import run_progress
-from digest.run import Mode, RunOptions, RunReport, SubscriberReport, send_now
+from digest.run import Mode, RunOptions, RunReport, send_now
 from digest.status import render_schedule, render_status
 from digest.store import ReaderSchedule, Store
-
-if TYPE_CHECKING:
-    from digest.sent import SentDigest
 
 CONFIG_HELP = "Config file (default: $DIGEST_CONFIG, else ./digest.toml)."
 
@@ -200,92 +208,23 @@ def preview_command(
         output_dir=out_dir,
     )
     report = send_now(config, options)
-    _print_source_problems(report)
+    print_source_problems(report)
     if as_json:
         click.echo(json.dumps(preview_json(report), indent=2, ensure_ascii=False))
         sys.exit(report.exit_code)
     sent = {}
     if any(s.status == "already-sent" for s in report.subscribers):
-        sent = _sent_as_mailed(config, report, out_dir)
+        sent = sent_as_mailed(config, report, out_dir)
     for sub in report.subscribers:
         if (sub.email.lower(), sub.digest_date) in sent:
-            _print_sent(sent[sub.email.lower(), sub.digest_date])
+            print_sent(sent[sub.email.lower(), sub.digest_date])
         elif sub.status in ("dry-run", "pending"):
-            _print_previewed(sub)
+            print_previewed(sub)
         elif sub.status == "nothing-new":
-            click.echo(f"{sub.email} ({sub.digest_date}): nothing to send yet: {_none_new(sub)}")
+            click.echo(f"{sub.email} ({sub.digest_date}): nothing to send yet: {none_new(sub)}")
         else:
             click.echo(f"{sub.email} ({sub.digest_date}): {sub.status} {sub.detail}".rstrip())
     sys.exit(report.exit_code)
-
-
-def _print_source_problems(report: RunReport) -> None:
-    for src in report.sources:
-        for warning in src.warnings:
-            click.echo(f"digest: warning: {warning}", err=True)
-        if src.error is not None:
-            fix = f" (fix: {src.error.fix})" if src.error.fix else ""
-            click.echo(f"digest: error: source {src.name} failed: {src.reason}{fix}", err=True)
-
-
-def _print_previewed(sub: SubscriberReport) -> None:
-    of = plural(sub.candidates, "new paper")
-    click.echo(f"{sub.email} ({sub.digest_date}): {len(sub.papers)} of {of}")
-    for i, ranked in enumerate(sub.papers, 1):
-        why = ", ".join(ranked.matched or [r.text for r in ranked.reasons]) or "by upvotes"
-        click.echo(f"  {i:2}. [{ranked.score:.2f}] {ranked.paper.title}  ({why})")
-    if sub.file:
-        click.echo(f"  wrote {sub.file}")
-
-
-def _none_new(sub: SubscriberReport) -> str:
-    if not sub.candidates:
-        return "no new papers since their last digest"
-    return f"none of the {plural(sub.candidates, 'new paper')} made the cut"
-
-
-def _sent_as_mailed(
-    config: Config, report: RunReport, out_dir: Path | None
-) -> dict[tuple[str, str], SentDigest]:
-    """The digests the preview found sent already, as they were mailed (written to out_dir
-    as .eml and .html when given)."""
-    from digest.sent import sent_digests
-
-    found: dict[tuple[str, str], SentDigest] = {}
-    with Store.open_copy(config.digest.state) as store:
-        for sub in report.subscribers:
-            if sub.status == "already-sent":
-                day = date.fromisoformat(sub.digest_date)
-                for sent in sent_digests(store, email=sub.email, day=day):
-                    found[sub.email.lower(), sub.digest_date] = sent
-    if out_dir is not None:
-        for sent in found.values():
-            _write_sent(sent, out_dir)
-    return found
-
-
-def _print_sent(sent: SentDigest) -> None:
-    record = sent.record
-    click.echo(
-        f"{record.subscriber} ({record.digest_date}): sent at {record.sent_at}, "
-        f"{plural(len(record.paper_ids), 'paper')}, as mailed "
-        f"(digest show --subscriber {record.subscriber} --date {record.digest_date})"
-    )
-    for i, title in enumerate(sent.titles, 1):
-        click.echo(f"  {i:2}. {title}")
-
-
-def _write_sent(sent: SentDigest, out_dir: Path) -> Path | None:
-    """FILE.eml (the bytes as mailed) and FILE.html; None when the bytes are no longer kept."""
-    if sent.data is None:
-        return None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{sent.record.digest_date}_{sent.record.subscriber.replace('@', '_at_')}"
-    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)
-    (out_dir / f"{stem}.eml").write_bytes(sent.data)
-    page = out_dir / f"{stem}.html"
-    page.write_text(sent.html, encoding="utf-8")
-    return page
 
 
 def preview_json(report: RunReport) -> dict[str, Any]:
@@ -358,7 +297,7 @@ def show_command(
             f"{plural(len(record.paper_ids), 'paper')}, Message-ID {record.message_id}{kept}"
         )
         if out_dir is not None:
-            page = _write_sent(sent, out_dir)
+            page = write_sent(sent, out_dir)
             if page is not None:
                 click.echo(f"  wrote {page} (and the .eml beside it)")
         elif len(found) == 1 and sent.data is not None:
@@ -381,7 +320,6 @@ def explain_command(paper_id: str, email: str, config_path: str | None) -> None:
     Any paper the state holds, or one the sources list today (fetched into a copy of the
     state). Changes nothing."""
     from digest.lookup import explain_any
-    from digest.rank import PART_SCALES
     from digest.run import Deps, start_model
 
     config = _config(config_path)
@@ -391,29 +329,7 @@ def explain_command(paper_id: str, email: str, config_path: str | None) -> None:
     finally:
         if model is not None:
             model.close()
-    ranked = exp.paper
-    click.echo(f"{ranked.paper.id}: {ranked.paper.title}")
-    if fetched:
-        click.echo("  (not in the state yet: fetched from the sources now, ranked as a run would)")
-    click.echo(f"for {exp.subscriber.email}: {exp.verdict}")
-    click.echo(f"  rank {exp.position} of {plural(exp.candidates, 'candidate')}")
-    if not exp.new_for_reader:
-        click.echo("  (not new for this reader: ranked among the papers first seen that day)")
-    limits = f"max_papers {exp.subscriber.max_papers}, min_score {exp.subscriber.min_score:.2f}"
-    last = "" if exp.cut_score is None else f"; the last paper in scored {exp.cut_score:.3f}"
-    click.echo(f"  cut: {limits}{last}")
-    click.echo(f"  score {ranked.score:.3f}: {PART_SCALES['score']}")
-    parts = [(n, v) for n, v in ranked.score_parts.items() if n != "score"]
-    if parts:
-        click.echo("  its parts:")
-    for name, value in parts:
-        click.echo(f"    {name:<10} {value:7.3f}  {PART_SCALES.get(name, '')}")
-    if not exp.model:
-        click.echo("  (the embedding model is unavailable: keywords only)")
-    click.echo("  why:" if ranked.reasons else "  why: nothing in the profile matched")
-    for reason in ranked.reasons:
-        found = f"  [{', '.join(reason.terms)}]" if reason.terms and reason.kind != "like" else ""
-        click.echo(f"    - {reason.text}{found}")
+    print_explanation(exp, fetched=fetched)
 
 
 @cli.command("check")
