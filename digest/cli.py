@@ -5,6 +5,8 @@ This module is the one place that turns a DigestError into a message and an exit
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import logging
 import os
@@ -17,17 +19,28 @@ from typing import Any
 import click
 
 from digest import __version__
+from digest.cli_report import (
+    none_new,
+    plural,
+    print_explanation,
+    print_previewed,
+    print_report,
+    print_sent,
+    print_source_problems,
+    print_sources,
+    sent_as_mailed,
+    write_sent,
+)
 from digest.cli_state import state, subscribers
 from digest.clock import utc_now
-from digest.config import Config, check_secrets, load_config, resolve_config_path
-from digest.errors import EXIT_FAILED, DigestError
+from digest.config import Config, load_config, resolve_config_path
+from digest.errors import EXIT_FAILED, EXIT_USAGE, DigestError, UsageError
 from digest.progress import run_progress
 from digest.run import Mode, RunOptions, RunReport, send_now
 from digest.status import render_schedule, render_status
 from digest.store import ReaderSchedule, Store
 
 CONFIG_HELP = "Config file (default: $DIGEST_CONFIG, else ./digest.toml)."
-LIST_EACH_UP_TO = 50  # subscribers: a longer list prints only the digests that need a look
 
 
 class _DigestGroup(click.Group):
@@ -63,6 +76,10 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     )
 
 
+def _verbose(ctx: click.Context) -> bool:
+    return bool(ctx.obj and ctx.obj.get("verbose"))
+
+
 def _config(path: str | None) -> Config:
     return load_config(resolve_config_path(path))
 
@@ -74,6 +91,47 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
+
+
+@cli.command("demo")
+@click.option(
+    "--dir",
+    "folder",
+    default="digest-demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The folder to write the demo into (a former demo there is started afresh).",
+)
+@click.pass_context
+def demo_command(ctx: click.Context, folder: Path) -> None:
+    """A working digest now, with no network and no mail server: three readers over one
+    captured day of Hugging Face Daily Papers, their digests written as .eml and .html."""
+    from digest.demo import DAY, run_demo
+
+    demo = run_demo(folder)
+    config = _shown(demo.config)
+    click.echo(f"demo: 3 readers, one captured day of Hugging Face Daily Papers ({DAY}), {config}")
+    print_sources(demo.report, load_config(demo.config), verbose=_verbose(ctx))
+    pages = {page.name.split("_", 1)[1].removesuffix(".html"): page for page in demo.pages}
+    for sub in demo.report.subscribers:
+        page = pages.get(sub.email.replace("@", "_at_"))
+        where = f"  {_shown(page)}" if page is not None else f" ({sub.detail})"
+        click.echo(f"  {sub.email}: {sub.status}, {plural(sub.paper_count, 'paper')}{where}")
+    if demo.pages:
+        click.echo(
+            "open an .html above in a browser (the .eml beside it in a mail program); for "
+            'today\'s real papers, set url = "https://huggingface.co/api/daily_papers" in '
+            f"{config}, then run: digest send-now -c {config}"
+        )
+    sys.exit(demo.report.exit_code if demo.pages else EXIT_FAILED)
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be said from here."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 @cli.command("send-now")
@@ -91,7 +149,9 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
 )
 @click.option("--only", multiple=True, metavar="EMAIL", help="Only this subscriber (repeatable).")
 @click.option("--force", is_flag=True, help="Send again a digest already sent for that date.")
+@click.pass_context
 def send_now_command(
+    ctx: click.Context,
     config_path: str | None,
     digest_date: date | None,
     dry_run: bool,
@@ -109,13 +169,20 @@ def send_now_command(
     )
     with run_progress(len(config.subscribers) if not only else len(only)) as progress:
         report = send_now(config, options, progress=progress)
-    _print_report(report, config)
+    print_report(report, config, verbose=_verbose(ctx))
     sys.exit(report.exit_code)
 
 
 @cli.command("preview")
 @click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 @click.option("--subscriber", metavar="EMAIL", help="Only this subscriber.")
+@click.option(
+    "--date",
+    "digest_date",
+    callback=_date,
+    metavar="YYYY-MM-DD",
+    help="That date's digest: as it was mailed if it was sent, else what it would hold now.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the ranked papers as JSON.")
 @click.option(
     "--out",
@@ -124,34 +191,40 @@ def send_now_command(
     help="Write each digest's HTML (and .eml) into DIR.",
 )
 def preview_command(
-    config_path: str | None, subscriber: str | None, as_json: bool, out_dir: Path | None
+    config_path: str | None,
+    subscriber: str | None,
+    digest_date: date | None,
+    as_json: bool,
+    out_dir: Path | None,
 ) -> None:
-    """Show what each subscriber would get now. Sends nothing, changes no state."""
+    """Show what each subscriber would get now (or a digest already sent, as it was mailed).
+    Sends nothing, changes no state."""
     config = _config(config_path)
     options = RunOptions(
         mode=Mode.PREVIEW,
         command="preview",
         keep_papers=True,
+        digest_date=digest_date,
         only=(subscriber,) if subscriber else (),
         output_dir=out_dir,
     )
     report = send_now(config, options)
-    _print_source_problems(report)
+    print_source_problems(report)
     if as_json:
         click.echo(json.dumps(preview_json(report), indent=2, ensure_ascii=False))
-    else:
-        for sub in report.subscribers:
-            if sub.status not in ("dry-run", "pending"):
-                click.echo(f"{sub.email} ({sub.digest_date}): {sub.status} {sub.detail}".rstrip())
-                continue
-            click.echo(
-                f"{sub.email} ({sub.digest_date}): {len(sub.papers)} of {sub.candidates} new papers"
-            )
-            for i, ranked in enumerate(sub.papers, 1):
-                why = ", ".join(ranked.matched or [r.text for r in ranked.reasons]) or "by upvotes"
-                click.echo(f"  {i:2}. [{ranked.score:.2f}] {ranked.paper.title}  ({why})")
-            if sub.file:
-                click.echo(f"  wrote {sub.file}")
+        sys.exit(report.exit_code)
+    sent = {}
+    if any(s.status == "already-sent" for s in report.subscribers):
+        sent = sent_as_mailed(config, report, out_dir)
+    for sub in report.subscribers:
+        if (sub.email.lower(), sub.digest_date) in sent:
+            print_sent(sent[sub.email.lower(), sub.digest_date])
+        elif sub.status in ("dry-run", "pending"):
+            print_previewed(sub)
+        elif sub.status == "nothing-new":
+            click.echo(f"{sub.email} ({sub.digest_date}): nothing to send yet: {none_new(sub)}")
+        else:
+            click.echo(f"{sub.email} ({sub.digest_date}): {sub.status} {sub.detail}".rstrip())
     sys.exit(report.exit_code)
 
 
@@ -179,6 +252,65 @@ def preview_json(report: RunReport) -> dict[str, Any]:
     }
 
 
+@cli.command("show")
+@click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+@click.option("--subscriber", metavar="EMAIL", help="Only this reader's digest.")
+@click.option(
+    "--date",
+    "digest_date",
+    callback=_date,
+    metavar="YYYY-MM-DD",
+    help="The digest of that date (default: each reader's latest sent one).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write each digest as mailed (.eml) and its HTML into DIR.",
+)
+def show_command(
+    config_path: str | None, subscriber: str | None, digest_date: date | None, out_dir: Path | None
+) -> None:
+    """A digest already sent, exactly as it was mailed (its text part; --out: .eml and .html).
+    Changes nothing."""
+    from digest.sent import sent_digests
+
+    config = _config(config_path)
+    if not config.digest.state.exists():
+        raise UsageError(
+            f"no state yet at {config.digest.state}: nothing has been sent",
+            fix="run `digest send-now` first (or `digest demo`)",
+        )
+    with Store.open_copy(config.digest.state) as store:
+        found = sent_digests(store, email=subscriber, day=digest_date)
+    if not found:
+        whom = f" to {subscriber}" if subscriber else ""
+        when = f" for {digest_date}" if digest_date else ""
+        raise UsageError(
+            f"no digest was sent{whom}{when}",
+            fix="`digest status` lists each reader's last digest",
+        )
+    for sent in found:
+        record = sent.record
+        kept = "" if sent.data is not None else "; its mail is no longer kept (30 days)"
+        click.echo(
+            f"{record.subscriber} {record.digest_date}: sent at {record.sent_at}, "
+            f"{plural(len(record.paper_ids), 'paper')}, Message-ID {record.message_id}{kept}"
+        )
+        if out_dir is not None:
+            page = write_sent(sent, out_dir)
+            if page is not None:
+                click.echo(f"  wrote {page} (and the .eml beside it)")
+        elif len(found) == 1 and sent.data is not None:
+            click.echo(f"Subject: {sent.subject}\n")
+            click.echo(sent.text.rstrip())
+        elif len(found) == 1:
+            for i, title in enumerate(sent.titles, 1):
+                click.echo(f"  {i:2}. {title}")
+    if len(found) > 1 and out_dir is None:
+        click.echo("(--subscriber EMAIL prints one of them; --out DIR writes them all)")
+
+
 @cli.command("explain")
 @click.argument("paper_id")
 @click.option("--subscriber", "email", required=True, metavar="EMAIL", help="The reader.")
@@ -186,68 +318,54 @@ def preview_json(report: RunReport) -> dict[str, Any]:
 def explain_command(paper_id: str, email: str, config_path: str | None) -> None:
     """Why PAPER_ID scored what it did for a reader, and where it stood against the cut.
 
-    Reads an in-memory copy of the state: changes nothing, fetches nothing."""
-    from digest.rank import PART_SCALES, explain_paper
+    Any paper the state holds, or one the sources list today (fetched into a copy of the
+    state). Changes nothing."""
+    from digest.lookup import explain_any
     from digest.run import Deps, start_model
 
     config = _config(config_path)
     # In its own process; ranking waits for it (or ranks by keywords).
     model = start_model(Deps(), semantic=config.digest.semantic)
     try:
-        exp = explain_paper(config, paper_id, email, model=model)
+        exp, fetched = explain_any(config, paper_id, email, model=model)
     finally:
         if model is not None:
             model.close()
-    ranked = exp.paper
-    click.echo(f"{ranked.paper.id}: {ranked.paper.title}")
-    click.echo(f"for {exp.subscriber.email}: {exp.verdict}")
-    click.echo(f"  rank {exp.position} of {exp.candidates} candidates")
-    if not exp.new_for_reader:
-        click.echo("  (not new for this reader: ranked among the papers first seen that day)")
-    limits = f"max_papers {exp.subscriber.max_papers}, min_score {exp.subscriber.min_score:.2f}"
-    last = "" if exp.cut_score is None else f"; the last paper in scored {exp.cut_score:.3f}"
-    click.echo(f"  cut: {limits}{last}")
-    click.echo(f"  score {ranked.score:.3f}  ({PART_SCALES['score']})")
-    for name, value in ranked.score_parts.items():
-        if name != "score":
-            click.echo(f"    {name:<10} {value:7.3f}  {PART_SCALES.get(name, '')}")
-    if not exp.model:
-        click.echo("  (the embedding model is unavailable: keywords only)")
-    click.echo("  why:" if ranked.reasons else "  why: nothing in the profile matched")
-    for reason in ranked.reasons:
-        found = f"  [{', '.join(reason.terms)}]" if reason.terms and reason.kind != "like" else ""
-        click.echo(f"    - {reason.text}{found}")
+    print_explanation(exp, fetched=fetched)
 
 
 @cli.command("check")
 @click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
-@click.option("--connect", is_flag=True, help="Also fetch every source and log in to SMTP.")
+@click.option(
+    "--connect", is_flag=True, help="Also fetch every source, log in to SMTP, open the state."
+)
 def check_command(config_path: str | None, connect: bool) -> None:
-    """Validate the config (and, with --connect, reach the sources and the mail server)."""
+    """Validate the config and what a run relies on: the state's place, the templates, the
+    web secret, the SMTP settings (and, with --connect, reach the sources, the mail server
+    and a PostgreSQL state). Exit 2: a run would fail; 1: something did not answer."""
+    from digest.checks import check_connections, check_offline
+
     config = _config(config_path)
-    d = config.delivery
-    where = f"smtp {d.host}:{d.port} ({d.security})" if d.method == "smtp" else f"outbox {d.outbox}"
-    click.echo(f"{config.path}: OK")
-    click.echo(f"  state: {config.digest.state}")
+    checked = check_offline(config)
+    click.echo(f"{config.path}: {'OK' if not checked.problems else 'PROBLEMS'}")
     click.echo(f"  sources: {', '.join(f'{s.name} <{s.url}>' for s in config.sources)}")
-    click.echo(f"  delivery: {where}")
-    click.echo(f"  subscribers: {len(config.subscribers)}")
-    if config.web is not None:
-        from digest.web.tokens import require_secret
-
-        require_secret(config.web)  # a missing or short secret is an error here, not at 7:00
-        click.echo(f"  web: {config.web.base_url} (listens on {config.web.listen})")
+    click.echo(f"  subscribers in the config: {len(config.subscribers)}")
+    for line in checked.good:
+        click.echo(f"  {line}")
     _print_config_warnings(config)
-    check_secrets(config)  # exit 2 with the fix: every send would fail
+    for warning in checked.warnings:
+        click.echo(f"digest: warning: {warning}", err=True)
+    for problem in checked.problems:
+        click.echo(f"digest: error: {problem}", err=True)
+    if checked.problems:
+        sys.exit(EXIT_USAGE)
     if connect:
-        from digest.checks import check_connections
-
-        good, problems = check_connections(config)
-        for line in good:
+        reached = check_connections(config)
+        for line in reached.good:
             click.echo(f"  {line}")
-        for line in problems:
+        for line in reached.problems:
             click.echo(f"  {line}", err=True)
-        sys.exit(EXIT_FAILED if problems else 0)
+        sys.exit(EXIT_FAILED if reached.problems else 0)
 
 
 @cli.command("status")
@@ -257,11 +375,16 @@ def status_command(config_path: str | None, runs: int) -> None:
     """Recent runs, each subscriber's last digest (failures first), next sends, the daemon."""
     config = _config(config_path)
     now = utc_now()
-    lease = timedelta(seconds=config.digest.lease_seconds)
+    schedule = functools.partial(
+        render_schedule,
+        now=now,
+        lease=timedelta(seconds=config.digest.lease_seconds),
+        catch_up_hours=config.digest.catch_up_hours,
+    )
     if not config.digest.state.exists():
         click.echo(f"no state yet at {config.digest.state}: nothing has run")
         readers = [ReaderSchedule(s.email, s.timezone, s.send_at) for s in config.subscribers]
-        click.echo(render_schedule(None, readers, now=now, lease=lease))
+        click.echo(schedule(None, readers))
         return
     with Store.open_copy(config.digest.state) as store:
         # What the next run will see: the config's readers synced in (on this copy only).
@@ -271,7 +394,7 @@ def status_command(config_path: str | None, runs: int) -> None:
         click.echo(render_status(store, config, now=now, runs=runs))
         left = store.unsubscribed()
         readers = [r for r in store.reader_schedules() if r.email.lower() not in left]
-        click.echo(render_schedule(store, readers, now=now, lease=lease))
+        click.echo(schedule(store, readers))
 
 
 @cli.command("serve")
@@ -330,58 +453,15 @@ cli.add_command(state)
 # --- output ----------------------------------------------------------------------------------
 
 
-def _print_source_problems(report: RunReport) -> None:
-    for src in report.sources:
-        for warning in src.warnings:
-            click.echo(f"digest: warning: {warning}", err=True)
-        if src.error is not None:
-            click.echo(f"digest: error: source {src.name}: {src.error}", err=True)
-
-
-def _print_report(report: RunReport, config: Config) -> None:
-    _print_source_problems(report)
-    for src in report.sources:
-        text = {
-            "ok": f"{src.papers} papers",
-            "not-modified": "unchanged since last fetch",
-            "reused": f"{src.papers} papers, as fetched moments ago by another run",
-            "failed": "FAILED",
-        }[src.status]
-        click.echo(f"source {src.name}: {text}")
-    click.echo(f"new papers: {report.new_papers}")
-    if not report.subscribers:
-        click.echo("no subscribers configured: add a [[subscriber]] to the config")
-    # A long list shows only what needs a look; the summary line counts the rest.
-    quiet = len(report.subscribers) > LIST_EACH_UP_TO
-    for sub in report.subscribers:
-        if quiet and sub.status not in ("pending", "failed"):
-            continue
-        line = f"{sub.email} {sub.digest_date}: {sub.status}"
-        if sub.paper_count:
-            line += f", {sub.paper_count} papers"
-        if sub.detail:
-            line += f" ({sub.detail})"
-        click.echo(line)
-    if report.dry_run:
-        click.echo("dry run: nothing was sent and no state was changed")
-        for sub in report.subscribers:
-            if sub.file:
-                click.echo(f"  open {sub.file}")
-    elif config.delivery.method == "outbox" and any(s.status == "sent" for s in report.subscribers):
-        click.echo(f"digests written to {config.delivery.outbox}")
-    if report.fatal is not None:
-        click.echo(f"digest: error: {report.fatal}", err=True)
-    if report.stopped:
-        click.echo(f"digest: {report.stopped}; the rest goes out on the next run", err=True)
-    click.echo(f"done: {report.summary()}")
-
-
 def _print_config_warnings(config: Config) -> None:
     for warning in config.warnings:
         click.echo(f"digest: warning: {warning}", err=True)
 
 
 def main() -> None:
+    # Line by line, as stderr is: errors stay next to the lines they concern in one pipe.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         cli(prog_name="digest")
     except BrokenPipeError:

@@ -69,7 +69,8 @@ class SubscriberPlan:
     email: str
     digest_date: str
     jobs: list[MailJob] = field(default_factory=list)
-    # Set when the plan itself is the outcome: "already-sent", "nothing-new", "not-due", ...
+    # Set when the plan itself is the outcome: "already-sent", "nothing-new", "not-due",
+    # "skipped" (nothing to send while a source failed: the day stays open), ...
     status: str = ""
     detail: str = ""
     record_empty: bool = False
@@ -160,8 +161,8 @@ def plan_subscriber(ctx: RunContext, sub: Subscriber, due: Due) -> SubscriberPla
     if not ranked:
         if ctx.sources_failed:
             # Never a false "nothing new": a failed source may hold this reader's papers.
-            plan.status = "nothing-new"
-            plan.detail = "a source failed, so the day stays open; the next run tries again"
+            plan.status = "skipped"
+            plan.detail = "a source failed: the day stays open and the next run sends it"
             return plan
         if not ctx.config.digest.send_empty:
             # Nothing to mail, but the candidates were considered: they are not offered again.

@@ -120,6 +120,8 @@ def describe_instant(moment: datetime, tz: ZoneInfo) -> str:
     """'2026-11-24 07:30 CET / 06:30 UTC': a send instant in the subscriber's zone and in UTC."""
     local = moment.astimezone(tz)
     utc = moment.astimezone(UTC)
+    if local.tzname() == "UTC":  # a reader in UTC: once is enough
+        return f"{utc:%Y-%m-%d %H:%M} UTC"
     same_day = local.date() == utc.date()
     utc_text = utc.strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC")
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()} / {utc_text}"

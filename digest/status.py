@@ -87,8 +87,9 @@ def _sources(store: Store, config: Config) -> list[str]:
         if state is None:
             lines.append(f"  {source.name}: never fetched")
         elif state.last_error:
+            error = state.last_error.removeprefix(f"{source.name}: ")
             lines.append(
-                f"  {source.name}: FAILED at {state.last_attempt}: {state.last_error} "
+                f"  {source.name}: FAILED at {state.last_attempt}: {error} "
                 f"(last good: {state.last_ok or 'never'})"
             )
         else:
@@ -150,8 +151,12 @@ def render_schedule(
     *,
     now: datetime,
     lease: timedelta,
+    catch_up_hours: float = 12.0,
 ) -> str:
-    """Whether a daemon is running and, per reader, the next send in their zone and in UTC."""
+    """Whether a daemon is running and, per reader, the next send in their zone and in UTC,
+    and the digest due now or missed: judged as the daemon judges it when one runs (its
+    catch-up window), else as send-now does (however late)."""
+    catch_up = timedelta(hours=catch_up_hours)
     daemons = [
         w
         for w in (store.workers() if store is not None else [])
@@ -162,16 +167,38 @@ def render_schedule(
         lines = [f"daemon: running ({who}); it sends each digest at its send time"]
     else:
         lines = ["daemon: not running (digests go out when send-now runs: timer, cron, by hand)"]
+    waiting = _failing_sources(store)
     lines.append("next sends:")
-    dues = due_now(store, readers, now)
+    dues = due_now(store, readers, now, catch_up=catch_up if daemons else None)
     for reader, due in list(zip(readers, dues, strict=True))[:LIST_EACH_UP_TO]:
         line = f"  {reader.email}: {describe_instant(due.next_at, reader.tz)}"
+        since = describe_instant(due.last_at, reader.tz)
         if due.date is not None:
-            since = describe_instant(due.last_at, reader.tz)
             line += f"; due now: the digest of {due.date} (since {since})"
+            if waiting:
+                line += f", held back while {waiting} failed (see sources)"
+            if not daemons and now - due.last_at > catch_up:
+                line += (
+                    f"; send-now sends it, but `digest run` would count it missed (more than "
+                    f"catch_up_hours = {catch_up_hours:g} late) and put its papers into "
+                    "the next digest"
+                )
+        elif due.missed is not None:
+            line += (
+                f"; missed: the digest of {due.missed} (due {since}, more than catch_up_hours = "
+                f"{catch_up_hours:g} ago): its papers go into the next digest"
+            )
         lines.append(line)
     if len(readers) > LIST_EACH_UP_TO:
         lines.append(f"  ... and {len(readers) - LIST_EACH_UP_TO} more")
     if not readers:
         lines.append("  none")
     return "\n".join(lines)
+
+
+def _failing_sources(store: Store | None) -> str:
+    """ "source hf-papers" / "sources a, b" whose last fetch failed ("" when none)."""
+    failing = [s.name for s in (store.sources() if store is not None else []) if s.last_error]
+    if not failing:
+        return ""
+    return f"source{'s' if len(failing) > 1 else ''} {', '.join(failing)}"

@@ -135,10 +135,17 @@ def test_status_shows_runs_and_digests(config_file):
     assert "ada@example.org: 2026-06-12 sent" in result.output
 
 
-@pytest.mark.parametrize("command", ["run", "status", "check", "send-now", "preview"])
+@pytest.mark.parametrize(
+    "command", ["run", "status", "check", "send-now", "preview", "show", "explain", "serve"]
+)
 def test_every_command_has_help(command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "--config" in result.output
+
+
+def test_the_demo_has_help():
+    result = run("demo", "--help")
+    assert result.exit_code == 0 and "--dir" in result.output and "no network" in result.output
 
 
 def test_run_without_a_config_says_so_and_exits_2():

@@ -167,7 +167,10 @@ def test_no_false_nothing_new_when_a_source_failed(tmp_path, smtp_server):
     page.unlink()  # the source fails
     failed = run(config, smtp_server, DAY1)
     assert failed.exit_code == 1 and received(smtp_server) == []
-    assert failed.subscribers[0].status == "nothing-new"
+    # Never "nothing new": the day is skipped, and says why.
+    assert failed.subscribers[0].status == "skipped"
+    assert "a source failed" in failed.subscribers[0].detail
+    assert "failed source: hf-papers (" in failed.summary()
     # The source recovers the same day: that day's digest goes out.
     page.write_text(hf_page(ITEMS[:4]), encoding="utf-8")
     recovered = run(config, smtp_server, DAY1 + timedelta(hours=2))

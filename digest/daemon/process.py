@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time as _time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from digest.schedule import due_digest
 log = logging.getLogger("digest.daemon")
 
 CLOCK_JUMP = 60.0  # a wall clock this far ahead of the monotonic one means a suspend
+WEB_BACKLOG = 2048  # uvicorn's default
 
 
 class _Wakeups:
@@ -66,7 +68,15 @@ async def serve(daemon: Daemon) -> int:
     code."""
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    daemon.attach()  # a state that cannot be used: one line and exit 2, before anything else
+    # The web side's secret and port first: a missing secret or a port in use is one line
+    # and exit 2 before anything is logged as started or served.
+    sock = _bind_web(daemon)
+    try:
+        daemon.attach()  # a state that cannot be used: one line and exit 2
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
     loop = asyncio.get_running_loop()
     # coalesce + no grace limit: a job delayed by a suspend runs once when the loop wakes;
     # the due function's catch-up window decides whether it still sends.
@@ -86,7 +96,7 @@ async def serve(daemon: Daemon) -> int:
     scheduler.start()
     _log_started(daemon, groups)
     watchdog = asyncio.create_task(_watchdog(daemon, wakeups, scheduler))
-    web = _start_web(daemon)
+    web = _start_web(daemon, sock)
     try:
         await daemon.tick("start")
         stopping = asyncio.create_task(daemon.stop.requested.wait())
@@ -116,11 +126,12 @@ def _log_started(daemon: Daemon, groups: dict[GroupKey, Any]) -> None:
         for k, at in sorted(groups.items(), key=lambda kv: kv[1])
     )
     log.info(
-        "started (pid %d, worker %s) on %s: %d send times; next: %s",
+        "started (pid %d, worker %s) on %s: %d send time%s; next: %s",
         os.getpid(),
         daemon.worker,
         daemon.config.digest.state,
         len(groups),
+        "" if len(groups) == 1 else "s",
         next_sends or "none (no subscribers)",
     )
 
@@ -134,21 +145,38 @@ def _leave(daemon: Daemon) -> None:
         log.debug("could not mark the worker stopped: %s", exc)
 
 
-def _start_web(daemon: Daemon) -> asyncio.Task[None] | None:
-    """With [web], the reader's side is served by this same process (digest.web)."""
+def _bind_web(daemon: Daemon) -> socket.socket | None:
+    """With [web]: the secret checked and [web] listen bound, or a DigestError saying why."""
     if daemon.config.web is None:
+        return None
+    from digest.web.server import bind_socket
+    from digest.web.tokens import require_secret
+
+    require_secret(daemon.config.web)
+    sock = bind_socket(daemon.config.web)
+    # Listening now: a connection made after the "serving" line waits in the backlog until
+    # uvicorn, started right after, accepts it (its own listen() on this socket is a no-op).
+    sock.listen(WEB_BACKLOG)
+    return sock
+
+
+def _start_web(daemon: Daemon, sock: socket.socket | None) -> asyncio.Task[None] | None:
+    """With [web], the reader's side is served by this same process (digest.web), on the
+    socket bound at start."""
+    if daemon.config.web is None or sock is None:
         return None
     from digest.web.server import serve_web
 
+    task = asyncio.create_task(serve_web(daemon.config, stop=daemon.stop.requested, sock=sock))
     log.info("serving the web side on http://%s", daemon.config.web.listen)
-    return asyncio.create_task(serve_web(daemon.config, stop=daemon.stop.requested))
+    return task
 
 
 def _on_hup(daemon: Daemon, wakeups: _Wakeups) -> None:
     log.info("SIGHUP: reloading %s", daemon.config_path)
     if daemon.reload():
         groups = wakeups.arm()
-        log.info("config reloaded: %d send times", len(groups))
+        log.info("config reloaded: %d send time%s", len(groups), "" if len(groups) == 1 else "s")
         asyncio.get_running_loop().create_task(daemon.tick("reload"))
 
 

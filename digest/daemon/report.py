@@ -41,9 +41,10 @@ def log_group(
         counts[sub_report.status] = counts.get(sub_report.status, 0) + 1
     outcome = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     failed_sources = [s.name for s in report.sources if s.status == "failed"]
+    seen = f"{report.new_papers} paper{'' if report.new_papers == 1 else 's'} first seen"
     line = (
         f"send group {' + '.join(groups)} ({reason}) at {now:%Y-%m-%d %H:%M} UTC: "
-        f"{len(due)} due: {outcome}; {report.new_papers} papers first seen; {seconds:.1f} s"
+        f"{len(due)} due: {outcome}; {seen}; {seconds:.1f} s"
     )
     if failed_sources:
         line += f"; failed sources: {', '.join(failed_sources)} (retrying within the window)"

@@ -41,12 +41,15 @@ def explain_paper(
     *,
     model: EmbeddingModel | None,
     now: datetime | None = None,
+    store: Store | None = None,
 ) -> Explanation:
-    """`model`: the embedding model, started (and closed) by the caller; None: keywords only."""
+    """`model`: the embedding model, started (and closed) by the caller; None: keywords only.
+    `store`: a copy of the state to read and throw away (default: a new copy of the config's
+    state), e.g. one the sources were just fetched into."""
     sub = config.subscriber(email)
     key = normalise_arxiv_id(paper_id) or paper_id.strip()
     now = now or utc_now()
-    with Store.open_copy(config.digest.state) as store:
+    with store or Store.open_copy(config.digest.state) as store:
         paper = store.get_papers([key]).get(key)
         if paper is None:
             raise UsageError(

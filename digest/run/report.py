@@ -20,6 +20,15 @@ class SourceReport:
     error: DigestError | None = None
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def reason(self) -> str:
+        """Why it failed, without the source's name the message starts with ("" if it did
+        not fail)."""
+        if self.error is None:
+            return ""
+        message = self.error.message
+        return message.removeprefix(f"{self.name}: ")
+
 
 @dataclass
 class SubscriberReport:
@@ -27,6 +36,7 @@ class SubscriberReport:
     digest_date: str
     # "sent" | "pending" | "failed" | "already-sent" | "nothing-new" | "dry-run" | "not-due"
     # | "unsubscribed" | "deferred" (the daemon holds it back while a source fails)
+    # | "skipped" (send-now: nothing to send while a source failed; the day stays open)
     status: str
     papers: list[Any] = field(default_factory=list)  # RankedPaper, only in a preview
     paper_count: int = 0
@@ -67,11 +77,14 @@ class RunReport:
         return counts
 
     def summary(self) -> str:
-        parts = [f"{self.new_papers} new papers"]
+        parts = [f"{self.new_papers} new paper{'' if self.new_papers == 1 else 's'}"]
         parts += [f"{n} {status}" for status, n in self.counts().items()]
-        failed = [s.name for s in self.sources if s.status == "failed"]
+        # Each failed source with its reason: the summary is what `digest status` shows.
+        failed = [
+            f"{s.name} ({s.reason or 'failed'})" for s in self.sources if s.status == "failed"
+        ]
         if failed:
-            parts.append(f"failed sources: {', '.join(failed)}")
+            parts.append(f"failed source{'' if len(failed) == 1 else 's'}: {'; '.join(failed)}")
         if self.stopped:
             parts.append(f"stopped: {self.stopped}")
         return ", ".join(parts)

@@ -57,6 +57,7 @@ async def fetch_source(
             source=source.name,
             fix="report it",
         )
+        error.__cause__ = exc  # `digest -v` shows its traceback
         return SourceResult(source, [], error=_named(error, source))
     if fetched.not_modified:
         return SourceResult(source, [], not_modified=True, validators=fetched.validators)
@@ -70,6 +71,7 @@ async def fetch_source(
             source=source.name,
             fix="report it",
         )
+        error.__cause__ = exc
         return SourceResult(source, [], error=_named(error, source))
     return SourceResult(
         source,
