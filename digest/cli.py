@@ -21,7 +21,7 @@ from digest.clock import utc_now
 from digest.config import Config, check_secrets, load_config, resolve_config_path
 from digest.errors import EXIT_FAILED, DigestError
 from digest.progress import run_progress
-from digest.run import Mode, RunOptions, RunReport, send_now
+from digest.run import Mode, RunOptions, RunReport, SourceReport, send_now
 from digest.status import render_schedule, render_status
 from digest.store import ReaderSchedule, Store
 
@@ -90,14 +90,23 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
 )
 @click.option("--only", multiple=True, metavar="EMAIL", help="Only this subscriber (repeatable).")
 @click.option("--force", is_flag=True, help="Send again a digest already sent for that date.")
+@click.option(
+    "--no-fetch",
+    is_flag=True,
+    help="Ask no source: send from what the state recorded (and, with nothing due, do nothing).",
+)
 def send_now_command(
     config_path: str | None,
     digest_date: date | None,
     dry_run: bool,
     only: tuple[str, ...],
     force: bool,
+    no_fetch: bool,
 ) -> None:
-    """Fetch the sources now and send every subscriber their digest."""
+    """Fetch the sources now and send every subscriber their digest.
+
+    With nothing due, it still fetches, records and embeds what is new, so the next send is
+    ready (unless --no-fetch)."""
     config = _config(config_path)
     _print_config_warnings(config)
     options = RunOptions(
@@ -105,10 +114,31 @@ def send_now_command(
         digest_date=digest_date,
         only=only,
         force=force,
+        fetch=not no_fetch,
+        fetch_reuse=timedelta(minutes=config.digest.fetch_reuse_minutes),
     )
     with run_progress(len(config.subscribers) if not only else len(only)) as progress:
         report = send_now(config, options, progress=progress)
     _print_report(report, config)
+    sys.exit(report.exit_code)
+
+
+@cli.command("fetch")
+@click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+def fetch_command(config_path: str | None) -> None:
+    """Fetch the sources, record what is new and embed it (and new or changed profiles), ahead
+    of the send time. Sends nothing."""
+    from digest.run.ahead import fetch_now
+
+    config = _config(config_path)
+    _print_config_warnings(config)
+    options = RunOptions(
+        command="fetch", fetch_reuse=timedelta(minutes=config.digest.fetch_reuse_minutes)
+    )
+    report = fetch_now(config, options)
+    _print_sources(report.sources)
+    click.echo(f"new papers: {report.new_papers}")
+    click.echo(f"done: {report.summary()}")
     sys.exit(report.exit_code)
 
 
@@ -332,17 +362,27 @@ def _print_source_problems(report: RunReport) -> None:
             click.echo(f"digest: error: source {src.name}: {src.error}", err=True)
 
 
-def _print_report(report: RunReport, config: Config) -> None:
-    _print_source_problems(report)
-    for src in report.sources:
+def _print_sources(sources: list[SourceReport]) -> None:
+    for src in sources:
+        for warning in src.warnings:
+            click.echo(f"digest: warning: {warning}", err=True)
+        if src.error is not None:
+            click.echo(f"digest: error: source {src.name}: {src.error}", err=True)
+    for src in sources:
         text = {
             "ok": f"{src.papers} papers",
             "not-modified": "unchanged since last fetch",
-            "reused": f"{src.papers} papers, as fetched moments ago by another run",
+            "reused": f"{src.papers} papers, as last fetched (not asked again)",
             "failed": "FAILED",
         }[src.status]
         click.echo(f"source {src.name}: {text}")
+
+
+def _print_report(report: RunReport, config: Config) -> None:
+    _print_sources(report.sources)
     click.echo(f"new papers: {report.new_papers}")
+    if report.embedded.papers or report.embedded.profiles or report.embedded.problem:
+        click.echo(f"ready for the next send: {report.embedded.describe()}")
     if not report.subscribers:
         click.echo("no subscribers configured: add a [[subscriber]] to the config")
     # A long list shows only what needs a look; the summary line counts the rest.

@@ -53,18 +53,22 @@ async def gather_papers(
     backoff: float,
     retries: int,
     reuse: timedelta = timedelta(0),
+    fetch: bool = True,
 ) -> Gathered:
     """Fetch the sources this run must fetch, wait for those another worker is fetching, and
     use recent fetches as they are; then the papers every healthy source lists now. `now`
-    is the run's moment (what it records), `clock` tells how long it waited for others."""
+    is the run's moment (what it records), `clock` tells how long it waited for others.
+    `fetch=False` (send-now --no-fetch) asks no source: every one is used as last fetched."""
     mine: list[SourceConfig] = []
     others: list[SourceConfig] = []
     reports: dict[str, SourceReport] = {}
     for source in config.sources:
         state = store.source_state(source.name)
-        if _recent(state, now, reuse):
+        if not fetch:
+            reports[source.name] = _reused(state, source.name)
+        elif _recent(state, now, reuse):
             assert state is not None
-            reports[source.name] = _reused(state)
+            reports[source.name] = _reused(state, source.name)
         elif store.take_fetch(source.name, worker, now=now, until=now + _lease(source, retries)):
             mine.append(source)
         else:
@@ -82,7 +86,7 @@ async def gather_papers(
             reports.update(more)
             new += more_new
         else:
-            reports[source.name] = _reused(state)
+            reports[source.name] = _reused(state, source.name)
     ordered = [reports[s.name] for s in config.sources]
     return Gathered(ordered, _listed(store, ordered), new)
 
@@ -159,11 +163,24 @@ def _recent(state: SourceState | None, now: datetime, reuse: timedelta) -> bool:
     return datetime.fromisoformat(state.last_attempt) > now - reuse
 
 
-def _reused(state: SourceState) -> SourceReport:
+def _reused(state: SourceState | None, name: str) -> SourceReport:
+    """A source used as last fetched (a source never fetched lists nothing)."""
+    if state is None:
+        return SourceReport(name, "reused")
     if state.last_error:
         error = FetchError(state.last_error, source=state.name)
         return SourceReport(state.name, "failed", error=error)
     return SourceReport(state.name, "reused", papers=len(state.listed))
+
+
+def will_fetch(
+    config: Config, store: Store, now: datetime, *, reuse: timedelta, fetch: bool = True
+) -> bool:
+    """Whether gather_papers asks some source now (one not fetched within `reuse`): the run
+    may then record new papers."""
+    if not fetch:
+        return False
+    return any(not _recent(store.source_state(s.name), now, reuse) for s in config.sources)
 
 
 def _listed(store: Store, reports: list[SourceReport]) -> list[Paper]:

@@ -52,6 +52,9 @@ class RunOptions:
     # A fetch of a source younger than this is used as it is (the daemon's send groups share
     # one); 0: fetch now (a conditional GET), unless another worker is fetching it right now.
     fetch_reuse: timedelta = timedelta(0)
+    # False (send-now --no-fetch): no source is asked; each is used as last fetched, and a
+    # run with nothing due embeds nothing either.
+    fetch: bool = True
     # How long this worker's claim on a reader lasts without a heartbeat: a worker that dies
     # leaves its readers to another after this.
     lease: timedelta = timedelta(seconds=60)

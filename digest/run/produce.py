@@ -88,6 +88,9 @@ class Producer:
                 break
             batch = due[start : start + CLAIM_BATCH]
             mine = self.claims.take([sub.email for sub, _ in batch])
+            self.ctx.trending.look_up(
+                self.ctx.store, [s.email for s, _ in batch if s.email.lower() in mine]
+            )
             for sub, sub_due in batch:
                 if self.stop.is_set():
                     break
