@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import time as _time
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +26,8 @@ CLOCK_JUMP = 60.0  # a wall clock this far ahead of the monotonic one means a su
 
 class _Wakeups:
     """One APScheduler DateTrigger job per (time zone, send_at) group, at its next send
-    instant as the due function resolves it (DST gaps and folds included)."""
+    instant as the due function resolves it (DST gaps and folds included), and one that
+    fetches ahead of it (daemon.fetch_lead before)."""
 
     def __init__(self, daemon: Daemon, scheduler: Any) -> None:
         self.daemon = daemon
@@ -34,7 +36,7 @@ class _Wakeups:
     def arm(self) -> dict[GroupKey, Any]:
         """(Re)create every group's job; returns the groups and their next instants."""
         for job in self.scheduler.get_jobs():
-            if job.id.startswith("send "):
+            if job.id.startswith(("send ", "fetch before ")):
                 job.remove()
         wakeups = self.daemon.next_wakeups()
         for key, at in wakeups.items():
@@ -51,6 +53,18 @@ class _Wakeups:
             name=f"send {group_label(key)}",
             replace_existing=True,
         )
+        lead = self.daemon.fetch_lead
+        if lead > timedelta(0) and at - lead > self.daemon.clock():
+            label = f"fetch before {group_label(key)}"
+            self.scheduler.add_job(
+                self.daemon.fetch_ahead,
+                "date",
+                run_date=at - lead,
+                args=[label],
+                id=label,
+                name=label,
+                replace_existing=True,
+            )
 
     async def _fire(self, key: GroupKey) -> None:
         try:
@@ -83,12 +97,18 @@ async def serve(daemon: Daemon) -> int:
     scheduler.add_job(daemon.tick, "interval", seconds=retry, args=["retry"], id="retry")
     beat = max(daemon.lease.total_seconds() / 4, 0.5)
     scheduler.add_job(daemon.watch, "interval", seconds=beat, id="watch")
+    if daemon.fetch_every > timedelta(0):
+        every = daemon.fetch_every.total_seconds()
+        scheduler.add_job(
+            daemon.fetch_ahead, "interval", seconds=every, args=["cadence"], id="fetch"
+        )
     scheduler.start()
     _log_started(daemon, groups)
     watchdog = asyncio.create_task(_watchdog(daemon, wakeups, scheduler))
     web = _start_web(daemon)
     try:
         await daemon.tick("start")
+        await daemon.fetch_ahead("start")  # nothing to do if the start's send group just fetched
         stopping = asyncio.create_task(daemon.stop.requested.wait())
         await asyncio.wait({stopping} | ({web} if web else set()), return_when="FIRST_COMPLETED")
         stopping.cancel()
