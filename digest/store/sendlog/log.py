@@ -133,6 +133,21 @@ class SendLogStore:
         ).fetchone()
         return None if row[0] is None else int(row[0])
 
+    def sent_among(
+        self, subscribers: Sequence[str], paper_ids: Sequence[str]
+    ) -> set[tuple[str, str]]:
+        """Which of these papers each of these subscribers was sent, as (subscriber, paper id)
+        pairs: one query for a batch of readers ("trending today" names none of them)."""
+        if not subscribers or not paper_ids:
+            return set()
+        rows = self.db.select_in(
+            "SELECT subscriber, paper_id FROM sent_papers WHERE paper_id IN "
+            f"({','.join('?' * len(paper_ids))}) AND subscriber IN ({{marks}})",
+            sorted({s.lower() for s in subscribers}),
+            *paper_ids,
+        )
+        return {(sub, pid) for sub, pid in rows}
+
     def message_bytes(self, subscriber: str, digest_date: str | date) -> bytes | None:
         """The exact wire bytes of a digest as built (None when not kept)."""
         row = self.db.execute(
