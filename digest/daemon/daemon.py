@@ -162,6 +162,7 @@ class Daemon:
             state_id=self.state_id,
             lease=self.lease,
             fetch_reuse=self.reuse,
+            sync_readers=False,  # synced when the daemon started and on each reload
         )
         # The whole send group is one run at one moment: the moment this tick decided.
         deps = dataclasses.replace(self.deps, clock=fixed(now))

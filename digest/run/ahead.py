@@ -25,7 +25,6 @@ from digest.run.options import Deps, RunOptions
 from digest.run.prepare import embed_ahead
 from digest.run.report import Embedded, SourceReport
 from digest.run.run import open_state
-from digest.sources import make_client
 
 
 @dataclass
@@ -77,9 +76,6 @@ async def fetch_ahead(
             )
         worker = options.worker_id or new_worker_id()
         run_id = store.start_run(options.command, now=now, worker=worker) if record_run else 0
-        client = deps.http
-        if client is None:
-            client = await stack.enter_async_context(make_client())
         model = run_model(config, deps)
         if model is not None:
             stack.callback(model.close)
@@ -90,7 +86,7 @@ async def fetch_ahead(
             gathered = await gather_papers(
                 config,
                 store,
-                client,
+                deps.http,
                 now,
                 deps.clock,
                 worker=worker,

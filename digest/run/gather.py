@@ -17,16 +17,19 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import httpx
+from typing import TYPE_CHECKING
 
 from digest.clock import Clock, iso
 from digest.config import Config, SourceConfig
 from digest.errors import FetchError
 from digest.models import Paper
 from digest.run.report import SourceReport
-from digest.sources import SourceResult, Validators, fetch_all, merge_papers
 from digest.store import SourceState, Store
+
+if TYPE_CHECKING:  # loaded when a source is asked: a send that reuses a fetch never needs them
+    import httpx
+
+    from digest.sources import SourceResult, Validators
 
 WAIT_POLL = 0.2  # seconds between looks at a source another worker is fetching
 
@@ -45,7 +48,7 @@ class Gathered:
 async def gather_papers(
     config: Config,
     store: Store,
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | None,
     now: datetime,
     clock: Clock,
     *,
@@ -58,6 +61,7 @@ async def gather_papers(
     """Fetch the sources this run must fetch, wait for those another worker is fetching, and
     use recent fetches as they are; then the papers every healthy source lists now. `now`
     is the run's moment (what it records), `clock` tells how long it waited for others.
+    `client` None: one of its own, opened only when a source is asked.
     `fetch=False` (send-now --no-fetch) asks no source: every one is used as last fetched."""
     mine: list[SourceConfig] = []
     others: list[SourceConfig] = []
@@ -94,7 +98,7 @@ async def gather_papers(
 async def _fetch(
     sources: list[SourceConfig],
     store: Store,
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | None,
     now: datetime,
     *,
     backoff: float,
@@ -102,14 +106,19 @@ async def _fetch(
 ) -> tuple[dict[str, SourceReport], int]:
     """Fetch these sources at once and record what they gave. Returns their reports and how
     many papers were new."""
+    from digest.sources import Validators, fetch_all, make_client, merge_papers
+
     known: dict[str, Validators] = {}
     for source in sources:
         state = store.source_state(source.name)
         if state and (state.etag or state.last_modified):
             known[source.name] = Validators(state.etag, state.last_modified)
-    results: list[SourceResult] = await fetch_all(
-        sources, client, known, backoff=backoff, retries=retries
-    )
+    results: list[SourceResult]
+    if client is None:
+        async with make_client() as own:
+            results = await fetch_all(sources, own, known, backoff=backoff, retries=retries)
+    else:
+        results = await fetch_all(sources, client, known, backoff=backoff, retries=retries)
     reports: dict[str, SourceReport] = {}
     healthy: list[SourceResult] = []
     for result in results:

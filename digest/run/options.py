@@ -63,6 +63,9 @@ class RunOptions:
     # A send-now waits for readers another worker holds (until it is done with them, or its
     # claim expired); the daemon leaves them to its takeover watch.
     wait_for_others: bool = True
+    # The config's readers are synced into the state before the run (the daemon syncs them
+    # when it starts and on SIGHUP instead, not before each send group).
+    sync_readers: bool = True
     state_id: str = ""  # the daemon: the state it started with (a replaced one stops the run)
     keep_papers: bool = False  # keep each digest's ranked papers in the report (preview)
 

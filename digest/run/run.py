@@ -42,7 +42,6 @@ from digest.run.preview import PreviewWriter
 from digest.run.report import Progress, RunReport, SubscriberReport
 from digest.run.stream import stream_digests
 from digest.schedule import Due
-from digest.sources import make_client
 from digest.store import Recorder, Store, due_now
 from digest.web import links as web_links
 from digest.web.tokens import require_secret
@@ -110,9 +109,6 @@ async def run_digest(
         store = open_state(stack, config, options, deps)
         subscribers = _readers(config, store, options, started)
         claims = _claims(stack, store, options, deps)
-        client = deps.http
-        if client is None:
-            client = await stack.enter_async_context(make_client())
         run_id = store.start_run(options.command, now=started, worker=claims.worker)
         # The render workers start now: they load while the sources are fetched and ranked.
         builder = MailBuilder.for_run(len(subscribers) if options.builds_mail else 0)
@@ -131,7 +127,7 @@ async def run_digest(
             gathered = await gather_papers(
                 config,
                 store,
-                client,
+                deps.http,  # None: a client of its own, opened only if a source is asked
                 started,
                 deps.clock,
                 worker=claims.worker or "dry-run",
@@ -199,9 +195,10 @@ def open_state(stack: AsyncExitStack, config: Config, options: RunOptions, deps:
 def _readers(config: Config, store: Store, options: RunOptions, now: datetime) -> list[Subscriber]:
     """The run's readers, from the state: the config's synced in first (the config wins for
     the readers it lists), then everyone active, or those --only names."""
-    store.sync_config_readers(
-        config.subscribers, now=now, lookback_days=config.digest.lookback_days
-    )
+    if options.sync_readers:
+        store.sync_config_readers(
+            config.subscribers, now=now, lookback_days=config.digest.lookback_days
+        )
     if not options.only:
         return store.active_readers()
     readers = store.active_readers(options.only)
