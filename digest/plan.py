@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import quote
 
 from digest.config import Config, Subscriber
@@ -30,9 +30,11 @@ from digest.mailbuild import MailHeaders
 from digest.message import make_message_id
 from digest.models import DigestContent, DigestLinks, Paper, RankedPaper
 from digest.rank import Ranker
-from digest.run.options import Mode, RunOptions
 from digest.schedule import Due, describe_instant
 from digest.store import DigestRecord, DigestStatus, LoggedMail, Store
+
+if TYPE_CHECKING:  # (digest.run imports this module: no cycle at run time)
+    from digest.run.options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +148,7 @@ def due_date(ctx: RunContext, sub: Subscriber, due: Due) -> DueDate:
     existing = store.get_digest(sub.email, due.last)
     sent = existing is not None and existing.status == DigestStatus.SENT
     next_note = f"next: {describe_instant(due.next_at, sub.tz)}"
-    if due.date is None and options.mode is Mode.PREVIEW:
+    if due.date is None and options.shows_coming:
         # Preview shows what the subscriber gets next: the coming digest.
         coming = (due.last + timedelta(days=1)).isoformat()
         return DueDate(coming, next_note, store.get_digest(sub.email, coming))

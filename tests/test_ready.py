@@ -21,12 +21,14 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
+from digest.clock import fixed
 from digest.config import load_config
 from digest.daemon import Daemon
 from digest.daemon.process import _Wakeups
-from digest.run import RunOptions, send_now
+from digest.run import Deps, RunOptions, send_now
 from digest.run.prepare import embed_missing
 from digest.store import Store
+from digest.store.db import open_database
 from tests.support.helpers import hf_items, hf_page, write_config
 from tests.support.ranking import HashModel
 from tests.support.run import deps
@@ -327,3 +329,81 @@ def test_embedding_ahead_stops_between_chunks_and_keeps_what_is_done(world):
         assert (done.papers, done.profiles) == (4, 0)  # one chunk, then it stopped
         assert len(store.load_paper_vectors([p.id for p in papers], model.name)) == 4
         assert store.stored_profile_texts(["language model, agent"], model.name) == set()
+
+
+class CountingStore(Store):
+    """The state, counting the send log's writes on the send path."""
+
+    writes: Counter[str] = Counter()
+
+    def record_together(self, **kwargs: Any) -> None:
+        CountingStore.writes["together"] += 1
+        super().record_together(**kwargs)
+
+    def prepare_digest(self, *args: Any, **kwargs: Any) -> None:
+        CountingStore.writes["prepare"] += 1
+        super().prepare_digest(*args, **kwargs)
+
+    def mark_sent(self, *args: Any, **kwargs: Any) -> None:
+        CountingStore.writes["sent"] += 1
+        super().mark_sent(*args, **kwargs)
+
+
+class CountingOpener:
+    def open(self, location, *, create: bool = True) -> Store:  # type: ignore[no-untyped-def]
+        return CountingStore(open_database(location, create=create))
+
+    def open_copy(self, location) -> Store:  # type: ignore[no-untyped-def]
+        return Store.open_copy(location)
+
+
+class Checking:
+    """A mailer around the real one that looks at the state (on a connection of its own) right
+    before each SMTP transaction: every mail the server accepted so far is recorded 'sent',
+    and this one 'sending'."""
+
+    def __init__(self, inner: Any, config: Any) -> None:
+        self.inner, self.config = inner, config
+        self.checked = 0
+
+    async def deliver_stream(self, queue, *, on_attempt, on_outcome, stop=None):  # type: ignore[no-untyped-def]
+        accepted: list[tuple[str, str]] = []
+
+        def attempt(mail):  # type: ignore[no-untyped-def]
+            on_attempt(mail)
+            with Store.open(self.config.digest.state) as store:
+                for email, day in accepted:
+                    assert store.get_digest(email, day).status == "sent", (email, day)
+                assert store.get_digest(*mail.key).status == "sending"
+            self.checked += 1
+
+        def outcome(result):  # type: ignore[no-untyped-def]
+            on_outcome(result)
+            if result.status == "sent":
+                accepted.append(result.mail.key)
+
+        await self.inner.deliver_stream(queue, on_attempt=attempt, on_outcome=outcome, stop=stop)
+
+
+def test_each_accepted_mail_is_recorded_before_the_next_transaction_with_fewer_writes(world):
+    """The send log writes 'pending' and 'sent' with the next 'sending' (one commit per SMTP
+    transaction instead of three), and still records every accepted mail before any new
+    transaction starts: a crash duplicates at most the mail in flight on each connection."""
+    readers = [{"email": f"r{i}@example.org"} for i in range(40)]
+    config = world.config(readers, send_empty=True)
+    mailer = Checking(world.mailer, config)
+    CountingStore.writes.clear()
+    now = utc("2026-06-15 07:00")
+    report = send_now(
+        config,
+        RunOptions(),
+        Deps(clock=fixed(now), mailer=mailer, model=None, state=CountingOpener()),
+    )
+    assert {s.status for s in report.subscribers} == {"sent"}
+    assert mailer.checked == 40
+    writes = CountingStore.writes
+    assert writes["prepare"] == writes["sent"] == 0  # no write of their own
+    assert 40 <= writes["together"] < 2 * 40, writes  # one per transaction, and a few flushes
+    with Store.open(config.digest.state) as store:
+        assert {d.status for d in store.digests()} == {"sent"}
+        assert store.claims() == []  # the claims went with the last writes

@@ -82,6 +82,11 @@ class RunOptions:
         )
 
     @property
+    def shows_coming(self) -> bool:
+        """A preview: when today's digest is done, the coming one is shown."""
+        return self.mode is Mode.PREVIEW
+
+    @property
     def builds_mail(self) -> bool:
         return self.mode is Mode.SEND or self.writes_files
 
