@@ -190,8 +190,11 @@ def test_each_send_group_has_a_fetch_armed_ahead_of_it(world):
         def get_jobs(self) -> list[Any]:
             return []
 
-        def add_job(self, func, trigger, *, run_date, id, **kwargs):  # type: ignore[no-untyped-def]  # noqa: A002
-            self.jobs[id] = run_date
+        def get_job(self, job_id: str) -> Any:
+            return None
+
+        def add_job(self, func, trigger, *, id, run_date=None, seconds=None, **kwargs):  # type: ignore[no-untyped-def]  # noqa: A002
+            self.jobs[id] = run_date or timedelta(seconds=seconds)
 
     config = world.config([ADA, {"email": "kai@example.org", "timezone": "Asia/Tokyo"}])
     daemon = world.daemon(config)
@@ -203,6 +206,7 @@ def test_each_send_group_has_a_fetch_armed_ahead_of_it(world):
         "fetch before 07:00 UTC": utc("2026-06-15 06:57"),
         "send 07:00 Asia/Tokyo": utc("2026-06-15 22:00"),
         "fetch before 07:00 Asia/Tokyo": utc("2026-06-15 21:57"),
+        "fetch": timedelta(minutes=30),  # the cadence
     }
 
 

@@ -41,7 +41,21 @@ class _Wakeups:
         wakeups = self.daemon.next_wakeups()
         for key, at in wakeups.items():
             self._arm_group(key, at)
+        self._arm_cadence()
         return wakeups
+
+    def _arm_cadence(self) -> None:
+        """The fetch-ahead every fetch_every_minutes (none when it is 0); a reload re-arms it."""
+        if self.scheduler.get_job("fetch") is not None:
+            self.scheduler.remove_job("fetch")
+        if self.daemon.fetch_every > timedelta(0):
+            self.scheduler.add_job(
+                self.daemon.fetch_ahead,
+                "interval",
+                seconds=self.daemon.fetch_every.total_seconds(),
+                args=["cadence"],
+                id="fetch",
+            )
 
     def _arm_group(self, key: GroupKey, at: Any) -> None:
         self.scheduler.add_job(
@@ -97,11 +111,6 @@ async def serve(daemon: Daemon) -> int:
     scheduler.add_job(daemon.tick, "interval", seconds=retry, args=["retry"], id="retry")
     beat = max(daemon.lease.total_seconds() / 4, 0.5)
     scheduler.add_job(daemon.watch, "interval", seconds=beat, id="watch")
-    if daemon.fetch_every > timedelta(0):
-        every = daemon.fetch_every.total_seconds()
-        scheduler.add_job(
-            daemon.fetch_ahead, "interval", seconds=every, args=["cadence"], id="fetch"
-        )
     scheduler.start()
     _log_started(daemon, groups)
     watchdog = asyncio.create_task(_watchdog(daemon, wakeups, scheduler))
