@@ -402,7 +402,7 @@ def run_digests(cmds: list[list[str]], workdir: Path, timeout: float) -> DigestR
         cpu=cpu,
         tree_rss_mib=peak[0] / 1024,
         stdout=outs,
-        stderr=workdir / "stderr.txt",
+        stderr=workdir / ("stderr.0.txt" if len(cmds) > 1 else "stderr.txt"),
     )
 
 
@@ -763,6 +763,8 @@ def _rounds(
 
 
 if __name__ == "__main__":
+    # SIGTERM unwinds like an error, so a throwaway PostgreSQL and the work folder go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         sys.exit(main())
     except (RuntimeError, TimeoutError, OSError) as exc:  # a failed run: one line, no traceback

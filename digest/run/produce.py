@@ -98,6 +98,9 @@ class Producer:
                     await self._subscriber(sub, sub_due)
                 else:
                     later.append((sub, sub_due))
+            # The readers of this batch that need no mail go now: another worker may be
+            # waiting for them (held until the run's end, two workers waited for each other).
+            self.claims.flush()
         return later
 
     async def _after_others(self, later: list[Due_]) -> list[Due_]:
