@@ -2,6 +2,7 @@
 """Benchmark `digest send-now` over SMTP against the transport floor.
 
     .venv/bin/python benchmarks/bench_send.py [--subscribers 1000] [--rounds 3] [--profile]
+        [--warm | --prefetched] [--state sqlite|postgres|postgresql://...] [--workers N]
 
 What one round does:
 - a fresh state folder and config: N subscribers with 3-6 keyword profiles drawn (seeded) from a
@@ -22,6 +23,20 @@ What one round does:
 - the transport floor, right after, against a fresh sink of the same kind: N copies of one real
   digest message (the one of median size among the first messages the sink kept) sent with
   aiosmtplib's `SMTP.sendmail(sender, [rcpt], bytes)` in a loop over ONE connection; wall time.
+
+The state (`--state`): a SQLite file in the round's folder (the default), a fresh database per
+round on a throwaway PostgreSQL server the script starts (`postgres`: initdb + pg_ctl as the
+postgres user, see pgserver.py), or on a server you name (a `postgresql://` URL: a database
+bench_send_rN is created there per round and dropped after). `--workers N` runs N
+`digest send-now` processes at once against that one state: they share the readers by their
+claims; wall time is from the first spawn to the last exit, RSS the largest process's, CPU the
+sum.
+
+`--warm` first runs the day before (5 other papers, into an outbox, under another source name),
+so readers have a watermark and their profiles are embedded. `--prefetched` is the daemon's
+steady state: `--warm`, then `digest fetch` (the day's page recorded and its papers embedded
+ahead, timed apart), then the measured send-now, which uses that fetch as it is (within
+`fetch_reuse_minutes`) and starts no model.
 
 Prints each round and the median of the rounds. `--profile` runs the digest once under
 `py-spy record --format raw` (needs ptrace: root, or ptrace_scope 0) and prints the top
@@ -158,17 +173,25 @@ def profiles(n: int, items: list[dict[str, Any]], seed: int) -> tuple[list[Any],
 
 
 def write_config(
-    path: Path, page: Path, port: int, keyword_profiles: list[Any], *, outbox: bool = False
+    path: Path,
+    page: Path,
+    port: int,
+    keyword_profiles: list[Any],
+    *,
+    state: str,
+    outbox: bool = False,
+    source: str = "hf-papers",
 ) -> None:
     lines = [
         "[digest]",
-        'state = "state.sqlite3"',
+        f"state = {toml_value(state)}",
         'from = "Paper Digest <digest@example.org>"',
         'timezone = "UTC"',
         'send_at = "00:00"',
         "send_empty = true",
         "[[source]]",
         'type = "hf-papers"',
+        f"name = {toml_value(source)}",
         f"url = {toml_value(str(page))}",
         "[delivery]",
         *(
@@ -315,34 +338,52 @@ class DigestRun:
     exit_code: int
     maxrss_mib: float  # wait4 ru_maxrss
     cpu: float  # s, wait4 user + system: the process and the workers it waited for
-    tree_rss_mib: float  # sampled peak of the summed RSS of the process tree
-    stdout: Path
-    stderr: Path
+    tree_rss_mib: float  # sampled peak of the summed RSS of the process trees
+    stdout: list[Path]  # one per worker
+    stderr: Path  # the first worker's
 
 
-def run_digest(cmd: list[str], workdir: Path, timeout: float) -> DigestRun:
-    out, err = workdir / "stdout.txt", workdir / "stderr.txt"
+def run_digests(cmds: list[list[str]], workdir: Path, timeout: float) -> DigestRun:
+    """Run these commands at once (one per worker) and wait for all: wall time from the spawn
+    to the last exit, the largest ru_maxrss, the summed CPU and the sampled peak of the
+    summed RSS of all their process trees; the first nonzero exit code."""
     peak = [0]
-    with open(out, "wb") as fout, open(err, "wb") as ferr:
-        spawned = time.time()
-        t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fout, stderr=ferr, start_new_session=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    outs: list[Path] = []
+    spawned = time.time()
+    t0 = time.monotonic()
+    for n, cmd in enumerate(cmds):
+        suffix = f".{n}" if len(cmds) > 1 else ""
+        out, err = workdir / f"stdout{suffix}.txt", workdir / f"stderr{suffix}.txt"
+        with open(out, "wb") as fout, open(err, "wb") as ferr:
+            procs.append(
+                subprocess.Popen(cmd, cwd=ROOT, stdout=fout, stderr=ferr, start_new_session=True)
+            )
+        outs.append(out)
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.1):
-            peak[0] = max(peak[0], _tree_rss_kib(proc.pid))
+            peak[0] = max(peak[0], sum(_tree_rss_kib(p.pid) for p in procs))
 
     def kill() -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     timer = threading.Timer(timeout, kill)
     timer.start()
+    codes: list[int] = []
+    maxrss = cpu = 0.0
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
+        for proc in procs:
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
+            codes.append(proc.returncode)
+            maxrss = max(maxrss, usage.ru_maxrss / 1024)
+            cpu += usage.ru_utime + usage.ru_stime
     except BaseException:
         kill()
         raise
@@ -351,25 +392,30 @@ def run_digest(cmd: list[str], workdir: Path, timeout: float) -> DigestRun:
         timer.cancel()
         done.set()
         sampler.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
-    if proc.returncode == -signal.SIGKILL and wall >= timeout:
+    if -signal.SIGKILL in codes and wall >= timeout:
         raise RuntimeError(f"the digest run did not finish within {timeout:.0f} s (killed)")
     return DigestRun(
         wall=wall,
         spawned=spawned,
-        exit_code=proc.returncode,
-        maxrss_mib=usage.ru_maxrss / 1024,
-        cpu=usage.ru_utime + usage.ru_stime,
+        exit_code=next((c for c in codes if c), 0),
+        maxrss_mib=maxrss,
+        cpu=cpu,
         tree_rss_mib=peak[0] / 1024,
-        stdout=out,
-        stderr=err,
+        stdout=outs,
+        stderr=workdir / ("stderr.0.txt" if len(cmds) > 1 else "stderr.txt"),
     )
 
 
 def warm_up(
-    rdir: Path, keyword_profiles: list[Any], day: str, digest_cmd: list[str], timeout: float
+    rdir: Path,
+    keyword_profiles: list[Any],
+    day: str,
+    digest_cmd: list[str],
+    timeout: float,
+    state: str,
 ) -> None:
-    """The day before, into an outbox: other papers, the same readers (not measured)."""
+    """The day before, into an outbox: other papers, the same readers (not measured). Its
+    source has a name of its own, so the measured day's source counts as never fetched."""
     items = day_items(5)
     for i, item in enumerate(items):
         item["paper"]["id"] = f"2611.8{i:04d}"
@@ -377,7 +423,7 @@ def warm_up(
     page = rdir / "yesterday.html"
     page.write_text(load_make_hf_page().build(items, before), encoding="utf-8")
     config = rdir / "warm.toml"
-    write_config(config, page, 0, keyword_profiles, outbox=True)
+    write_config(config, page, 0, keyword_profiles, state=state, outbox=True, source="yesterday")
     done = subprocess.run(
         [*digest_cmd, "send-now", "-c", str(config), "--date", before],
         cwd=ROOT,
@@ -389,23 +435,37 @@ def warm_up(
     shutil.rmtree(rdir / "warm-outbox", ignore_errors=True)
 
 
+def fetch_ahead(config: Path, digest_cmd: list[str], timeout: float) -> tuple[float, str]:
+    """`digest fetch` (the daemon's fetch-ahead): seconds and its `done:` line."""
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [*digest_cmd, "fetch", "-c", str(config)], cwd=ROOT, capture_output=True, timeout=timeout
+    )
+    seconds = time.monotonic() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"digest fetch failed: {done.stderr.decode()[-500:]}")
+    lines = [ln for ln in done.stdout.decode().splitlines() if ln.startswith("done:")]
+    return seconds, (lines[-1] if lines else "")
+
+
 def _tail(path: Path, lines: int = 8) -> str:
     text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     return " | ".join(text[-lines:]) or "(empty)"
 
 
-def digest_summary(stdout: Path) -> tuple[Counter[str], str]:
-    """Count the per-subscriber statuses `send-now` printed, and its `done:` line."""
+def digest_summary(stdouts: list[Path]) -> tuple[Counter[str], str]:
+    """Count the per-subscriber statuses `send-now` printed, and its `done:` lines."""
     statuses: Counter[str] = Counter()
-    done = ""
-    for line in stdout.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("done:"):
-            done = line
-        elif line.startswith("user") and ": " in line:
-            status = line.split(": ", 1)[1].split(",")[0].split(" (")[0]
-            papers = " with papers" if "papers" in line.split(": ", 1)[1] else ""
-            statuses[status + papers] += 1
-    return statuses, done
+    dones: list[str] = []
+    for stdout in stdouts:
+        for line in stdout.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("done:"):
+                dones.append(line)
+            elif line.startswith("user") and ": " in line:
+                status = line.split(": ", 1)[1].split(",")[0].split(" (")[0]
+                papers = " with papers" if "papers" in line.split(": ", 1)[1] else ""
+                statuses[status + papers] += 1
+    return statuses, " | ".join(dones)
 
 
 # --- the transport floor -------------------------------------------------------------------------
@@ -535,7 +595,23 @@ def main() -> int:
         "other papers, into an outbox), so the readers' profiles are already embedded and only "
         "the new day's papers are",
     )
+    parser.add_argument(
+        "--prefetched",
+        action="store_true",
+        help="the daemon's steady state: --warm, then `digest fetch` (the day recorded and "
+        "embedded ahead), then the measured send",
+    )
+    parser.add_argument(
+        "--state",
+        default="sqlite",
+        help="sqlite (a file, the default), postgres (a throwaway server started here), or a "
+        "postgresql:// URL of a server where a database per round is created",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="digest send-now processes sharing the state"
+    )
     args = parser.parse_args()
+    args.warm = args.warm or args.prefetched
 
     digest_cmd = [sys.executable, "-m", "digest"]
     pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
@@ -544,113 +620,151 @@ def main() -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="bench_send-"))
-    try:
-        items = day_items(args.papers)
-        page = work / "papers.html"
-        page.write_text(load_make_hf_page().build(items, args.date), encoding="utf-8")
-        keyword_profiles, hits = profiles(args.subscribers, items, args.seed)
-        rounds = 1 if args.profile is not None else args.rounds
-        print(
-            f"bench_send: {args.subscribers} subscribers, {len(items)} papers "
-            f"(page {page.stat().st_size / 1024:.0f} KiB, a local file), "
-            f"{len(VOCABULARY)} terms ({hits} occur in the papers), {rounds} round(s); "
-            f"cpu_count={os.cpu_count()}, Python {platform.python_version()}, "
-            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-            flush=True,
-        )
-        results: list[Round] = []
-        failed = False
-        for n in range(1, rounds + 1):
-            rdir = work / f"round{n}"
-            rdir.mkdir()
-            sink = Sink()
-            try:
-                config = rdir / "digest.toml"
-                if args.warm:
-                    warm_up(rdir, keyword_profiles, args.date, digest_cmd, args.timeout)
-                write_config(config, page, sink.port, keyword_profiles)
-                cmd = [*digest_cmd, "send-now", "-c", str(config), "--date", args.date]
-                raw = None
-                if args.profile is not None:
-                    raw = Path(args.profile) if args.profile else rdir / "profile.txt"
-                    cmd = [pyspy, "record", "--format", "raw", "--nolineno", "--subprocesses",
-                           "-o", str(raw), "--", *cmd]  # fmt: skip
-                run = run_digest(cmd, rdir, args.timeout)
-            except BaseException:
-                sink.close()
-                raise
-            got = sink.stop()
-            statuses, done = digest_summary(run.stdout)
-            if run.exit_code != 0:
-                print(
-                    f"round {n}: digest exited {run.exit_code}; stderr: {_tail(run.stderr)}",
-                    flush=True,
-                )
-            if got["messages"] != args.subscribers:
-                failed = True
-                print(
-                    f"FAIL round {n}: the sink received {got['messages']} messages, "
-                    f"expected {args.subscribers}; {done or 'no done: line'}"
-                    + ("" if run.exit_code else f"; stderr: {_tail(run.stderr)}"),
-                    flush=True,
-                )
-            if not got["messages"]:
-                continue
+    with contextlib.ExitStack() as stack:
+        postgres = None
+        if args.state == "postgres":
+            from pgserver import Postgres
+
+            postgres = stack.enter_context(Postgres.start())
+        elif args.state.startswith(("postgresql://", "postgres://")):
+            from pgserver import Postgres
+
+            postgres = stack.enter_context(Postgres.at(args.state))
+        elif args.state != "sqlite":
+            print(f"bench_send: error: --state {args.state!r}", file=sys.stderr)
+            return 2
+        try:
+            return _rounds(args, work, digest_cmd, pyspy, postgres)
+        finally:
+            if args.keep:
+                print(f"work folder kept: {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _rounds(
+    args: argparse.Namespace,
+    work: Path,
+    digest_cmd: list[str],
+    pyspy: str | None,
+    postgres: Any,
+) -> int:
+    items = day_items(args.papers)
+    page = work / "papers.html"
+    page.write_text(load_make_hf_page().build(items, args.date), encoding="utf-8")
+    keyword_profiles, hits = profiles(args.subscribers, items, args.seed)
+    rounds = 1 if args.profile is not None else args.rounds
+    mode = "prefetched" if args.prefetched else "warm" if args.warm else "fresh state"
+    print(
+        f"bench_send: {args.subscribers} subscribers, {len(items)} papers "
+        f"(page {page.stat().st_size / 1024:.0f} KiB, a local file), "
+        f"{len(VOCABULARY)} terms ({hits} occur in the papers), {rounds} round(s), {mode}, "
+        f"state {args.state}, {args.workers} worker(s); "
+        f"cpu_count={os.cpu_count()}, Python {platform.python_version()}, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
+    results: list[Round] = []
+    failed = False
+    for n in range(1, rounds + 1):
+        rdir = work / f"round{n}"
+        rdir.mkdir()
+        database = f"bench_send_r{n}_{os.getpid()}"
+        state = postgres.create(database) if postgres is not None else "state.sqlite3"
+        sink = Sink()
+        try:
+            config = rdir / "digest.toml"
+            if args.warm:
+                warm_up(rdir, keyword_profiles, args.date, digest_cmd, args.timeout, state)
+            write_config(config, page, sink.port, keyword_profiles, state=state)
+            if args.prefetched:
+                seconds, done = fetch_ahead(config, digest_cmd, args.timeout)
+                print(f"round {n}: fetched ahead in {seconds:.2f} s: {done}", flush=True)
+            cmd = [*digest_cmd, "send-now", "-c", str(config), "--date", args.date]
+            raw = None
+            if args.profile is not None:
+                raw = Path(args.profile) if args.profile else rdir / "profile.txt"
+                cmd = [pyspy, "record", "--format", "raw", "--nolineno", "--subprocesses",
+                       "-o", str(raw), "--", *cmd]  # fmt: skip
+            run = run_digests([cmd] * args.workers, rdir, args.timeout)
+        except BaseException:
+            sink.close()
+            if postgres is not None:
+                postgres.drop(database)
+            raise
+        got = sink.stop()
+        if postgres is not None and not args.keep:
+            postgres.drop(database)
+        statuses, done = digest_summary(run.stdout)
+        if run.exit_code != 0:
             print(
-                f"round {n}: {done or 'no done: line'} | statuses {dict(statuses)} | "
-                f"{got['messages']} mails, {got['bytes'] / 2**20:.1f} MiB, size "
-                f"min/median/max {got['min_size']}/{got['median_size']:.0f}/{got['max_size']} B",
+                f"round {n}: digest exited {run.exit_code}; stderr: {_tail(run.stderr)}",
                 flush=True,
             )
-            if raw is not None:
-                print(f"profile (py-spy, digest wall {run.wall:.2f} s under the profiler), {raw}:")
-                print(top_functions(raw), flush=True)
-                continue
-            sample: bytes = got["sample"]
-            floor, floor_got = run_floor(sample, args.subscribers, args.timeout)
-            if floor_got["messages"] != args.subscribers:
-                failed = True
-                print(f"FAIL round {n}: the floor sink received {floor_got['messages']} messages")
-            result = Round(
-                digest=run.wall,
-                floor=floor,
-                mails=got["messages"],
-                maxrss=run.maxrss_mib,
-                tree_rss=run.tree_rss_mib,
-                first_mail=got["first"] - run.spawned,
-                mean_size=got["bytes"] / got["messages"],
-                cpu=run.cpu,
-                streaming=got["last"] - got["first"],
-            )
-            results.append(result)
-            print(_row(f"round {n}", result) + f"  (floor message {len(sample)} B)", flush=True)
-        if results:
-            med = Round(
-                digest=statistics.median(r.digest for r in results),
-                floor=statistics.median(r.floor for r in results),
-                mails=results[0].mails,
-                maxrss=statistics.median(r.maxrss for r in results),
-                tree_rss=statistics.median(r.tree_rss for r in results),
-                first_mail=statistics.median(r.first_mail for r in results),
-                mean_size=statistics.median(r.mean_size for r in results),
-                cpu=statistics.median(r.cpu for r in results),
-                streaming=statistics.median(r.streaming for r in results),
-            )
-            ratio = statistics.median(r.ratio for r in results)
+        if got["messages"] != args.subscribers:
+            failed = True
             print(
-                _row("median", med, ratio)
-                + f"  (cpu_count={os.cpu_count()}, N={args.subscribers}, "
-                f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
+                f"FAIL round {n}: the sink received {got['messages']} messages, "
+                f"expected {args.subscribers}; {done or 'no done: line'}"
+                + ("" if run.exit_code else f"; stderr: {_tail(run.stderr)}"),
+                flush=True,
             )
-        return 1 if failed else 0
-    finally:
-        if args.keep:
-            print(f"work folder kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        if not got["messages"]:
+            continue
+        print(
+            f"round {n}: {done or 'no done: line'} | statuses {dict(statuses)} | "
+            f"{got['messages']} mails, {got['bytes'] / 2**20:.1f} MiB, size "
+            f"min/median/max {got['min_size']}/{got['median_size']:.0f}/{got['max_size']} B",
+            flush=True,
+        )
+        if raw is not None:
+            print(f"profile (py-spy, digest wall {run.wall:.2f} s under the profiler), {raw}:")
+            print(top_functions(raw), flush=True)
+            continue
+        sample: bytes = got["sample"]
+        floor, floor_got = run_floor(sample, args.subscribers, args.timeout)
+        if floor_got["messages"] != args.subscribers:
+            failed = True
+            print(f"FAIL round {n}: the floor sink received {floor_got['messages']} messages")
+        result = Round(
+            digest=run.wall,
+            floor=floor,
+            mails=got["messages"],
+            maxrss=run.maxrss_mib,
+            tree_rss=run.tree_rss_mib,
+            first_mail=got["first"] - run.spawned,
+            mean_size=got["bytes"] / got["messages"],
+            cpu=run.cpu,
+            streaming=got["last"] - got["first"],
+        )
+        results.append(result)
+        print(_row(f"round {n}", result) + f"  (floor message {len(sample)} B)", flush=True)
+    if results:
+        med = Round(
+            digest=statistics.median(r.digest for r in results),
+            floor=statistics.median(r.floor for r in results),
+            mails=results[0].mails,
+            maxrss=statistics.median(r.maxrss for r in results),
+            tree_rss=statistics.median(r.tree_rss for r in results),
+            first_mail=statistics.median(r.first_mail for r in results),
+            mean_size=statistics.median(r.mean_size for r in results),
+            cpu=statistics.median(r.cpu for r in results),
+            streaming=statistics.median(r.streaming for r in results),
+        )
+        ratio = statistics.median(r.ratio for r in results)
+        print(
+            _row("median", med, ratio)
+            + f"  (cpu_count={os.cpu_count()}, N={args.subscribers}, {mode}, state "
+            f"{args.state}, {args.workers} worker(s), load average now "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})"
+        )
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
+    # SIGTERM unwinds like an error, so a throwaway PostgreSQL and the work folder go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         sys.exit(main())
     except (RuntimeError, TimeoutError, OSError) as exc:  # a failed run: one line, no traceback

@@ -111,7 +111,7 @@ def demo_command(ctx: click.Context, folder: Path) -> None:
     demo = run_demo(folder)
     config = _shown(demo.config)
     click.echo(f"demo: 3 readers, one captured day of Hugging Face Daily Papers ({DAY}), {config}")
-    print_sources(demo.report, load_config(demo.config), verbose=_verbose(ctx))
+    print_sources(demo.report.sources, load_config(demo.config), verbose=_verbose(ctx))
     pages = {page.name.split("_", 1)[1].removesuffix(".html"): page for page in demo.pages}
     for sub in demo.report.subscribers:
         page = pages.get(sub.email.replace("@", "_at_"))
@@ -149,6 +149,11 @@ def _shown(path: Path) -> str:
 )
 @click.option("--only", multiple=True, metavar="EMAIL", help="Only this subscriber (repeatable).")
 @click.option("--force", is_flag=True, help="Send again a digest already sent for that date.")
+@click.option(
+    "--no-fetch",
+    is_flag=True,
+    help="Ask no source: send from what the state recorded (and, with nothing due, do nothing).",
+)
 @click.pass_context
 def send_now_command(
     ctx: click.Context,
@@ -157,8 +162,12 @@ def send_now_command(
     dry_run: bool,
     only: tuple[str, ...],
     force: bool,
+    no_fetch: bool,
 ) -> None:
-    """Fetch the sources now and send every subscriber their digest."""
+    """Fetch the sources now and send every subscriber their digest.
+
+    With nothing due, it still fetches, records and embeds what is new, so the next send is
+    ready (unless --no-fetch)."""
     config = _config(config_path)
     _print_config_warnings(config)
     options = RunOptions(
@@ -166,10 +175,33 @@ def send_now_command(
         digest_date=digest_date,
         only=only,
         force=force,
+        fetch=not no_fetch,
+        fetch_reuse=timedelta(minutes=config.digest.fetch_reuse_minutes),
     )
     with run_progress(len(config.subscribers) if not only else len(only)) as progress:
         report = send_now(config, options, progress=progress)
     print_report(report, config, verbose=_verbose(ctx))
+    sys.exit(report.exit_code)
+
+
+@cli.command("fetch")
+@click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+def fetch_command(config_path: str | None) -> None:
+    """Fetch the sources, record what is new and embed it (and new or changed profiles), ahead
+    of the send time. Sends nothing."""
+    from digest.run.ahead import fetch_now
+
+    config = _config(config_path)
+    _print_config_warnings(config)
+    options = RunOptions(
+        command="fetch", fetch_reuse=timedelta(minutes=config.digest.fetch_reuse_minutes)
+    )
+    report = fetch_now(config, options)
+    print_sources(report.sources, config)
+    click.echo(f"new papers: {report.new_papers}")
+    if report.embedded.papers or report.embedded.profiles or report.embedded.problem:
+        click.echo(f"ready for the next send: {report.embedded.describe()}")
+    click.echo(f"done: {report.summary()}")
     sys.exit(report.exit_code)
 
 

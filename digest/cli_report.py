@@ -11,6 +11,7 @@ candidates.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,10 +34,12 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def print_sources(report: RunReport, config: Config, *, verbose: bool = False) -> None:
+def print_sources(
+    sources: Sequence[SourceReport], config: Config, *, verbose: bool = False
+) -> None:
     """One line per source (stdout), its warnings and error (stderr) right after it."""
     settings = {s.name: s for s in config.sources}
-    for src in report.sources:
+    for src in sources:
         click.echo(f"source {src.name}: {_source_text(src)}")
         if verbose and src.name in settings:
             where = settings[src.name]
@@ -53,7 +56,7 @@ def _source_text(src: SourceReport) -> str:
     if src.status == "not-modified":
         return "unchanged since last fetch"
     papers = plural(src.papers, "paper")
-    return f"{papers}, as fetched moments ago by another run" if src.status == "reused" else papers
+    return f"{papers}, as last fetched (not asked again)" if src.status == "reused" else papers
 
 
 def _print_source_error(src: SourceReport, *, verbose: bool) -> None:
@@ -67,8 +70,10 @@ def _print_source_error(src: SourceReport, *, verbose: bool) -> None:
 
 def print_report(report: RunReport, config: Config, *, verbose: bool = False) -> None:
     """A send-now's (or the demo's) whole report."""
-    print_sources(report, config, verbose=verbose)
+    print_sources(report.sources, config, verbose=verbose)
     click.echo(f"new papers: {report.new_papers}")
+    if report.embedded.papers or report.embedded.profiles or report.embedded.problem:
+        click.echo(f"ready for the next send: {report.embedded.describe()}")
     if not report.subscribers:
         click.echo("no subscribers: add a [[subscriber]] to the config")
     # A long list shows only what needs a look; the summary line counts the rest.

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import quote
 
 from digest.config import Config, Subscriber
@@ -30,13 +30,16 @@ from digest.mailbuild import MailHeaders
 from digest.message import make_message_id
 from digest.models import DigestContent, DigestLinks, Paper, RankedPaper
 from digest.rank import Ranker
-from digest.run.options import Mode, RunOptions
 from digest.schedule import Due, describe_instant
 from digest.store import DigestRecord, DigestStatus, LoggedMail, Store
 
+if TYPE_CHECKING:  # (digest.run imports this module: no cycle at run time)
+    from digest.run.options import RunOptions
+
 log = logging.getLogger(__name__)
 
-TRENDING = 5  # "trending today": the day's most upvoted papers a reader did not get
+TRENDING = 5  # "trending today": the day's most upvoted papers a reader was never sent
+TRENDING_POOL = 50  # the most upvoted papers of the day they are chosen from
 
 
 class Links(Protocol):
@@ -79,6 +82,37 @@ class SubscriberPlan:
 
 
 @dataclass
+class Trending:
+    """ "Trending today": the papers the sources list now, most upvoted first, and each
+    reader's first TRENDING of them that they were never sent (nor hold in a sealed digest,
+    nor get in this one). What the readers were sent is looked up a claim batch at a time,
+    so it costs one query per batch, not one per reader, and memory stays flat."""
+
+    papers: list[Paper]  # at most TRENDING_POOL
+    _sent: dict[str, set[str]] = field(default_factory=dict)  # of the last batch looked up
+
+    @classmethod
+    def of(cls, listed: Sequence[Paper]) -> Trending:
+        upvoted = sorted((p for p in listed if p.upvotes), key=lambda p: (-(p.upvotes or 0), p.id))
+        return cls(upvoted[:TRENDING_POOL])
+
+    def look_up(self, store: Store, emails: Sequence[str]) -> None:
+        """Read which of the papers these readers were sent (replacing the last batch's)."""
+        self._sent = {email.lower(): set() for email in emails}
+        if self.papers and emails:
+            for sub, pid in store.sent_among(emails, [p.id for p in self.papers]):
+                self._sent.setdefault(sub, set()).add(pid)
+
+    def pick(self, store: Store, email: str, chosen: set[str]) -> list[Paper]:
+        """This reader's trending papers: none they were sent or get now (`chosen`)."""
+        key = email.lower()
+        if key not in self._sent:  # planned outside a looked-up batch
+            self.look_up(store, [email])
+        sent = self._sent[key]
+        return [p for p in self.papers if p.id not in sent and p.id not in chosen][:TRENDING]
+
+
+@dataclass
 class RunContext:
     """What every subscriber's plan in a run shares; built once per run."""
 
@@ -88,7 +122,7 @@ class RunContext:
     now: datetime  # when the run started: the digest's Date header and its default date
     upto_seq: int  # the newest paper recorded before planning began
     sources_failed: bool
-    trending: list[Paper]  # the run's papers by upvotes, most first
+    trending: Trending  # the day's most upvoted papers, and who was sent which
     ranker: Ranker  # papers indexed and embedded once, profiles compiled once
     unsubscribed: dict[str, str]  # readers who left on the web side: email -> when
     links: Links | None  # None: [web] is not configured, mails carry no web links
@@ -115,7 +149,7 @@ def due_date(ctx: RunContext, sub: Subscriber, due: Due) -> DueDate:
     existing = store.get_digest(sub.email, due.last)
     sent = existing is not None and existing.status == DigestStatus.SENT
     next_note = f"next: {describe_instant(due.next_at, sub.tz)}"
-    if due.date is None and options.mode is Mode.PREVIEW:
+    if due.date is None and options.shows_coming:
         # Preview shows what the subscriber gets next: the coming digest.
         coming = (due.last + timedelta(days=1)).isoformat()
         return DueDate(coming, next_note, store.get_digest(sub.email, coming))
@@ -158,6 +192,7 @@ def plan_subscriber(ctx: RunContext, sub: Subscriber, due: Due) -> SubscriberPla
     candidates = store.candidates(sub.email, upto_seq=ctx.upto_seq, sealed=sealed)
     plan.candidates = len(candidates)
     ranked = ctx.rank(candidates, sub)
+    held = {pid for record in sealed for pid in record.paper_ids}  # may have been delivered
     if not ranked:
         if ctx.sources_failed:
             # Never a false "nothing new": a failed source may hold this reader's papers.
@@ -168,7 +203,7 @@ def plan_subscriber(ctx: RunContext, sub: Subscriber, due: Due) -> SubscriberPla
             # Nothing to mail, but the candidates were considered: they are not offered again.
             plan.status, plan.record_empty = "nothing-new", True
             return plan
-    plan.jobs.append(_job(ctx, sub, day, "digest", ranked, len(candidates)))
+    plan.jobs.append(_job(ctx, sub, day, "digest", ranked, len(candidates), held=held))
     return plan
 
 
@@ -190,10 +225,12 @@ def _job(
     ranked: list[RankedPaper],
     candidates: int,
     note: str = "",
+    held: set[str] | None = None,
 ) -> MailJob:
-    """A new mail of these papers, with a new Message-ID."""
+    """A new mail of these papers, with a new Message-ID. `held`: papers of this reader's
+    sealed digests (trending names none of them)."""
     message_id = make_message_id(ctx.config.digest.from_email)
-    content, headers = _content(ctx, sub, day, ranked, candidates, message_id)
+    content, headers = _content(ctx, sub, day, ranked, candidates, message_id, held or set())
     return MailJob(
         log=LoggedMail(
             kind=kind,
@@ -246,6 +283,7 @@ def _content(
     ranked: list[RankedPaper],
     candidates: int,
     message_id: str,
+    held: set[str],
 ) -> tuple[DigestContent, MailHeaders]:
     digest = ctx.config.digest
     unsubscribe_mailto = digest.unsubscribe_mailto or digest.from_email
@@ -265,7 +303,7 @@ def _content(
         unsubscribe_mailto=unsubscribe_mailto,
         unsubscribe_url=unsubscribe_url,
         profile=sorted(sub.keywords.items(), key=lambda kv: (-kv[1], kv[0])),
-        trending=[p for p in ctx.trending if p.id not in chosen][:TRENDING],
+        trending=ctx.trending.pick(ctx.store, sub.email, chosen | held),
         links=links,
     )
     headers = MailHeaders(

@@ -223,7 +223,7 @@ def test_sigterm_stops_cleanly_and_the_next_run_sends_the_rest(tmp_path, smtp_se
     )
 
     subscribers = 200
-    config = make_config(tmp_path, smtp_server, subscribers)
+    config = make_config(tmp_path, smtp_server, subscribers, "state.sqlite3")
     smtp_server.handler.stall(0.02, at="data", times=None)
     child = start_send_now(config)
     wait_for_mails(child, smtp_server, 30)
@@ -255,7 +255,9 @@ def test_sigterm_to_the_whole_group_as_systemd_sends_it(tmp_path, smtp_server):
     process behind."""
     from tests.test_crash_and_concurrency import make_config, start_send_now, wait_for_mails
 
-    config = make_config(tmp_path, smtp_server, 200)  # enough for the render workers
+    config = make_config(
+        tmp_path, smtp_server, 200, "state.sqlite3"
+    )  # enough for the render workers
     smtp_server.handler.stall(0.02, at="data", times=None)
     child = start_send_now(config, own_group=True)  # as a service's cgroup
     wait_for_mails(child, smtp_server, 30)

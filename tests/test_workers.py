@@ -38,7 +38,13 @@ def config_for(tmp_path: Path, smtp_server, state: str, subscribers: list[dict])
     return write_config(
         tmp_path / "digest.toml",
         # Keywords only: this is about who sends what, and 3,000 profiles need no model.
-        digest={"state": state, "lease_seconds": LEASE, "semantic": False},
+        # Each date asks the page again (two dates follow within the default reuse window).
+        digest={
+            "state": state,
+            "lease_seconds": LEASE,
+            "semantic": False,
+            "fetch_reuse_minutes": 0,
+        },
         sources=[{"type": "hf-papers", "url": "papers.html"}],
         subscribers=subscribers,
         delivery={

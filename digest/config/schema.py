@@ -123,6 +123,18 @@ class DigestSettings:
     # A worker's claim on a reader lasts this long without a heartbeat: a worker that died
     # leaves its readers to another after this many seconds.
     lease_seconds: float = setting(60.0, values.number, low=2, high=3600)
+    # The daemon asks every source this often (and a few minutes before each send time), so
+    # a send finds the day recorded and embedded; 0: only before each send time.
+    fetch_every_minutes: float = setting(
+        30.0,
+        values.number,
+        low=0,
+        high=24 * 60,
+        fix="e.g. fetch_every_minutes = 30: each source is asked (conditionally) that often",
+    )
+    # A send uses a fetch younger than this as it is (the daemon's, a `digest fetch` or a
+    # send-now that was not due); 0: every send asks the sources again.
+    fetch_reuse_minutes: float = setting(5.0, values.number, low=0, high=24 * 60)
 
     @property
     def from_email(self) -> str:

@@ -24,6 +24,12 @@ nothing. Wake-ups come from:
 - the watch every lease / 4: the heartbeat (this daemon is alive, and its claims with it),
   and the takeover of readers whose claim expired (their worker died).
 
+Ahead of the send times, `fetch_ahead()` fetches every source, records what is new and embeds
+the new papers and the new or changed profiles (digest.run.ahead): every
+`fetch_every_minutes`, at start, and `fetch_lead` (3 minutes) before each send group, so the
+send group finds the day ready and uses that fetch as it is (younger than
+`fetch_reuse_minutes`). It shares the tick lock: a send waits for a fetch in progress.
+
 Any number of daemons (and send-nows) share one state: each reader's digest is claimed by one
 worker (digest.store.workers), never by a lock on the whole state. A daemon that finds the
 state gone or replaced stops with exit 2 rather than send every digest again.

@@ -14,18 +14,20 @@ from typing import Any
 from digest.clock import fixed
 from digest.config import Config, load_config
 from digest.daemon.plan import GroupKey, next_wakeups, plan_tick
-from digest.daemon.report import log_group, log_missed
+from digest.daemon.report import log_fetch, log_group, log_missed
 from digest.deliver import Stop
 from digest.errors import EXIT_OK, EXIT_USAGE, DigestError, StateReplaced
 from digest.run import Deps, RunOptions, RunReport, run_digest
+from digest.run.ahead import AheadReport, fetch_ahead
 from digest.run.claims import new_worker_id, register
 from digest.store import ReaderSchedule, Store
 
 log = logging.getLogger("digest.daemon")
 
 RETRY_EVERY = timedelta(minutes=15)
-# Daemons that start the same send group within this of each other share one fetch per source.
-SEND_GROUP_FETCH = timedelta(minutes=5)
+# The fetch ahead of a send group runs this long before its send time (at most 3/5 of the
+# reuse window, so the send group uses that fetch as it is).
+FETCH_LEAD = timedelta(minutes=3)
 WATCHDOG_EVERY = 30.0  # seconds between wall-clock checks
 
 
@@ -62,6 +64,21 @@ class Daemon:
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.config.digest.lease_seconds)
+
+    @property
+    def reuse(self) -> timedelta:
+        """A fetch younger than this is used as it is (by a send group, or the cadence)."""
+        return timedelta(minutes=self.config.digest.fetch_reuse_minutes)
+
+    @property
+    def fetch_every(self) -> timedelta:
+        """The fetch-ahead cadence (0: only before each send group)."""
+        return timedelta(minutes=self.config.digest.fetch_every_minutes)
+
+    @property
+    def fetch_lead(self) -> timedelta:
+        """How long before a send group its fetch-ahead runs (0: the send fetches itself)."""
+        return min(FETCH_LEAD, self.reuse * 3 / 5)
 
     # --- the state ------------------------------------------------------------------------
 
@@ -144,7 +161,8 @@ class Daemon:
             worker_id=self.worker,
             wait_for_others=False,  # the takeover watch looks after readers others hold
             state_id=self.state_id,
-            fetch_reuse=SEND_GROUP_FETCH,
+            fetch_reuse=self.reuse,
+            sync_readers=False,  # synced when the daemon started and on each reload
         )
         # The whole send group is one run at one moment: the moment this tick decided.
         deps = dataclasses.replace(self.deps, clock=fixed(now))
@@ -163,6 +181,38 @@ class Daemon:
                 key = (sub_report.email.lower(), date.fromisoformat(sub_report.digest_date))
                 self._gave_up.add(key)
         return report
+
+    async def fetch_ahead(self, reason: str) -> AheadReport | None:
+        """Fetch every source not fetched within the reuse window, record what is new, and
+        embed the new papers and the new or changed profiles: the next send group finds the
+        day ready. Sends nothing; shares the tick lock, so a send waits for it to finish."""
+        async with self._tick_lock:
+            if self.stop.is_set():
+                return None
+            if not self.state_id:
+                self.attach()
+            now = self.clock()
+            options = dataclasses.replace(
+                self.run_options,
+                command="fetch",
+                worker_id=self.worker,
+                state_id=self.state_id,
+                fetch_reuse=self.reuse,
+            )
+            deps = dataclasses.replace(self.deps, clock=fixed(now))
+            started = _time.monotonic()
+            try:
+                report = await fetch_ahead(
+                    self.config, options, deps, stop=self.stop, record_run=False
+                )
+            except StateReplaced as exc:
+                self._fatal(exc)
+                return None
+            except DigestError as exc:
+                log.error("%s fetch: cannot use the state: %s", reason, exc)
+                return None
+            log_fetch(reason, report, now, _time.monotonic() - started)
+            return report
 
     async def watch(self) -> None:
         """The heartbeat: this daemon is alive (and its claims with it); and the takeover

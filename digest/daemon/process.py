@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import time as _time
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,7 +28,8 @@ WEB_BACKLOG = 2048  # uvicorn's default
 
 class _Wakeups:
     """One APScheduler DateTrigger job per (time zone, send_at) group, at its next send
-    instant as the due function resolves it (DST gaps and folds included)."""
+    instant as the due function resolves it (DST gaps and folds included), and one that
+    fetches ahead of it (daemon.fetch_lead before)."""
 
     def __init__(self, daemon: Daemon, scheduler: Any) -> None:
         self.daemon = daemon
@@ -36,12 +38,26 @@ class _Wakeups:
     def arm(self) -> dict[GroupKey, Any]:
         """(Re)create every group's job; returns the groups and their next instants."""
         for job in self.scheduler.get_jobs():
-            if job.id.startswith("send "):
+            if job.id.startswith(("send ", "fetch before ")):
                 job.remove()
         wakeups = self.daemon.next_wakeups()
         for key, at in wakeups.items():
             self._arm_group(key, at)
+        self._arm_cadence()
         return wakeups
+
+    def _arm_cadence(self) -> None:
+        """The fetch-ahead every fetch_every_minutes (none when it is 0); a reload re-arms it."""
+        if self.scheduler.get_job("fetch") is not None:
+            self.scheduler.remove_job("fetch")
+        if self.daemon.fetch_every > timedelta(0):
+            self.scheduler.add_job(
+                self.daemon.fetch_ahead,
+                "interval",
+                seconds=self.daemon.fetch_every.total_seconds(),
+                args=["cadence"],
+                id="fetch",
+            )
 
     def _arm_group(self, key: GroupKey, at: Any) -> None:
         self.scheduler.add_job(
@@ -53,6 +69,18 @@ class _Wakeups:
             name=f"send {group_label(key)}",
             replace_existing=True,
         )
+        lead = self.daemon.fetch_lead
+        if lead > timedelta(0) and at - lead > self.daemon.clock():
+            label = f"fetch before {group_label(key)}"
+            self.scheduler.add_job(
+                self.daemon.fetch_ahead,
+                "date",
+                run_date=at - lead,
+                args=[label],
+                id=label,
+                name=label,
+                replace_existing=True,
+            )
 
     async def _fire(self, key: GroupKey) -> None:
         try:
@@ -99,6 +127,7 @@ async def serve(daemon: Daemon) -> int:
     web = _start_web(daemon, sock)
     try:
         await daemon.tick("start")
+        await daemon.fetch_ahead("start")  # nothing to do if the start's send group just fetched
         stopping = asyncio.create_task(daemon.stop.requested.wait())
         await asyncio.wait({stopping} | ({web} if web else set()), return_when="FIRST_COMPLETED")
         stopping.cancel()

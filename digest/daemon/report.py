@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from digest.daemon.plan import group_key, group_label
 from digest.errors import EXIT_OK
 from digest.run import RunReport
+from digest.run.ahead import AheadReport
 from digest.schedule import Due, describe_instant
 from digest.store import ReaderSchedule
 
@@ -55,6 +56,20 @@ def log_group(
     for sub_report in report.subscribers:
         if sub_report.status in ("pending", "failed") and sub_report.detail:
             log.warning("  %s: %s (%s)", sub_report.email, sub_report.status, sub_report.detail)
+
+
+def log_fetch(reason: str, report: AheadReport, now: datetime, seconds: float) -> None:
+    """One line per fetch-ahead that found or did something (quiet otherwise)."""
+    asked = [s for s in report.sources if s.status != "reused"]
+    line = (
+        f"fetch ahead ({reason}) at {now:%Y-%m-%d %H:%M} UTC: "
+        f"{len(asked)} of {len(report.sources)} sources asked; {report.summary()}; {seconds:.1f} s"
+    )
+    busy = report.new_papers or report.embedded.papers or report.embedded.profiles
+    if report.failed or report.embedded.problem:
+        log.warning("%s (retrying at the next fetch)", line)
+    else:
+        log.log(logging.INFO if busy else logging.DEBUG, "%s", line)
 
 
 def _hours(delta: timedelta) -> str:

@@ -151,7 +151,7 @@ class Ranker:
         ranker = cls(corpus, calibration, models)
         if corpus.model is not None:
             ranker._profile_vectors = ProfileVectors(corpus.model, store)
-            ranker._profile_vectors.start(_texts_to_embed(subscribers))
+            ranker._profile_vectors.start(texts_to_embed(subscribers))
         return ranker
 
     def close(self) -> None:
@@ -416,7 +416,7 @@ def evidence(values: Mapping[str, np.ndarray]) -> np.ndarray:
     return out
 
 
-def _texts_to_embed(subscribers: Sequence[Subscriber]) -> list[str]:
+def texts_to_embed(subscribers: Sequence[Subscriber]) -> list[str]:
     """The texts a run's readers need embedded, in the order they come up: each profile (its
     keywords together), then each of its keywords alone."""
     out: list[str] = []

@@ -17,16 +17,19 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import httpx
+from typing import TYPE_CHECKING
 
 from digest.clock import Clock, iso
 from digest.config import Config, SourceConfig
 from digest.errors import FetchError
 from digest.models import Paper
 from digest.run.report import SourceReport
-from digest.sources import SourceResult, Validators, fetch_all, merge_papers
 from digest.store import SourceState, Store
+
+if TYPE_CHECKING:  # loaded when a source is asked: a send that reuses a fetch never needs them
+    import httpx
+
+    from digest.sources import SourceResult, Validators
 
 WAIT_POLL = 0.2  # seconds between looks at a source another worker is fetching
 
@@ -45,7 +48,7 @@ class Gathered:
 async def gather_papers(
     config: Config,
     store: Store,
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | None,
     now: datetime,
     clock: Clock,
     *,
@@ -53,18 +56,23 @@ async def gather_papers(
     backoff: float,
     retries: int,
     reuse: timedelta = timedelta(0),
+    fetch: bool = True,
 ) -> Gathered:
     """Fetch the sources this run must fetch, wait for those another worker is fetching, and
     use recent fetches as they are; then the papers every healthy source lists now. `now`
-    is the run's moment (what it records), `clock` tells how long it waited for others."""
+    is the run's moment (what it records), `clock` tells how long it waited for others.
+    `client` None: one of its own, opened only when a source is asked.
+    `fetch=False` (send-now --no-fetch) asks no source: every one is used as last fetched."""
     mine: list[SourceConfig] = []
     others: list[SourceConfig] = []
     reports: dict[str, SourceReport] = {}
     for source in config.sources:
         state = store.source_state(source.name)
-        if _recent(state, now, reuse):
+        if not fetch:
+            reports[source.name] = _reused(state, source.name)
+        elif _recent(state, now, reuse):
             assert state is not None
-            reports[source.name] = _reused(state)
+            reports[source.name] = _reused(state, source.name)
         elif store.take_fetch(source.name, worker, now=now, until=now + _lease(source, retries)):
             mine.append(source)
         else:
@@ -82,7 +90,7 @@ async def gather_papers(
             reports.update(more)
             new += more_new
         else:
-            reports[source.name] = _reused(state)
+            reports[source.name] = _reused(state, source.name)
     ordered = [reports[s.name] for s in config.sources]
     return Gathered(ordered, _listed(store, ordered), new)
 
@@ -90,7 +98,7 @@ async def gather_papers(
 async def _fetch(
     sources: list[SourceConfig],
     store: Store,
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | None,
     now: datetime,
     *,
     backoff: float,
@@ -98,14 +106,19 @@ async def _fetch(
 ) -> tuple[dict[str, SourceReport], int]:
     """Fetch these sources at once and record what they gave. Returns their reports and how
     many papers were new."""
+    from digest.sources import Validators, fetch_all, make_client, merge_papers
+
     known: dict[str, Validators] = {}
     for source in sources:
         state = store.source_state(source.name)
         if state and (state.etag or state.last_modified):
             known[source.name] = Validators(state.etag, state.last_modified)
-    results: list[SourceResult] = await fetch_all(
-        sources, client, known, backoff=backoff, retries=retries
-    )
+    results: list[SourceResult]
+    if client is None:
+        async with make_client() as own:
+            results = await fetch_all(sources, own, known, backoff=backoff, retries=retries)
+    else:
+        results = await fetch_all(sources, client, known, backoff=backoff, retries=retries)
     reports: dict[str, SourceReport] = {}
     healthy: list[SourceResult] = []
     for result in results:
@@ -159,11 +172,24 @@ def _recent(state: SourceState | None, now: datetime, reuse: timedelta) -> bool:
     return datetime.fromisoformat(state.last_attempt) > now - reuse
 
 
-def _reused(state: SourceState) -> SourceReport:
+def _reused(state: SourceState | None, name: str) -> SourceReport:
+    """A source used as last fetched (a source never fetched lists nothing)."""
+    if state is None:
+        return SourceReport(name, "reused")
     if state.last_error:
         error = FetchError(state.last_error, source=state.name)
         return SourceReport(state.name, "failed", error=error)
     return SourceReport(state.name, "reused", papers=len(state.listed))
+
+
+def will_fetch(
+    config: Config, store: Store, now: datetime, *, reuse: timedelta, fetch: bool = True
+) -> bool:
+    """Whether gather_papers asks some source now (one not fetched within `reuse`): the run
+    may then record new papers."""
+    if not fetch:
+        return False
+    return any(not _recent(store.source_state(s.name), now, reuse) for s in config.sources)
 
 
 def _listed(store: Store, reports: list[SourceReport]) -> list[Paper]:

@@ -52,11 +52,17 @@ class RunOptions:
     # A fetch of a source younger than this is used as it is (the daemon's send groups share
     # one); 0: fetch now (a conditional GET), unless another worker is fetching it right now.
     fetch_reuse: timedelta = timedelta(0)
+    # False (send-now --no-fetch): no source is asked; each is used as last fetched, and a
+    # run with nothing due embeds nothing either.
+    fetch: bool = True
     # The daemon's worker (its runs are its own); "": a send-now is a worker of its own.
     worker_id: str = ""
     # A send-now waits for readers another worker holds (until it is done with them, or its
     # claim expired); the daemon leaves them to its takeover watch.
     wait_for_others: bool = True
+    # The config's readers are synced into the state before the run (the daemon syncs them
+    # when it starts and on SIGHUP instead, not before each send group).
+    sync_readers: bool = True
     state_id: str = ""  # the daemon: the state it started with (a replaced one stops the run)
     keep_papers: bool = False  # keep each digest's ranked papers in the report (preview)
 
@@ -71,6 +77,11 @@ class RunOptions:
         return self.mode is Mode.DRY_RUN or (
             self.mode is Mode.PREVIEW and self.output_dir is not None
         )
+
+    @property
+    def shows_coming(self) -> bool:
+        """A preview: when today's digest is done, the coming one is shown."""
+        return self.mode is Mode.PREVIEW
 
     @property
     def builds_mail(self) -> bool:

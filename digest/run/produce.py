@@ -94,6 +94,9 @@ class Producer:
                 break
             batch = due[start : start + CLAIM_BATCH]
             mine = self.claims.take([sub.email for sub, _ in batch])
+            self.ctx.trending.look_up(
+                self.ctx.store, [s.email for s, _ in batch if s.email.lower() in mine]
+            )
             for sub, sub_due in batch:
                 if self.stop.is_set():
                     break
@@ -101,8 +104,8 @@ class Producer:
                     await self._subscriber(sub, sub_due)
                 else:
                     later.append((sub, sub_due))
-            # Let go of this batch's readers that needed no mail now, not at the end: another
-            # worker may be waiting for them.
+            # The readers of this batch that need no mail go now: another worker may be
+            # waiting for them (held until the run's end, two workers waited for each other).
             self.claims.flush()
         return later
 

@@ -31,6 +31,19 @@ class SourceReport:
 
 
 @dataclass
+class Embedded:
+    """What a run embedded ahead of a send (digest.run.prepare)."""
+
+    papers: int = 0
+    profiles: int = 0
+    problem: str = ""  # the model failed: what is left is embedded by the send itself
+
+    def describe(self) -> str:
+        text = f"embedded {self.papers} papers, {self.profiles} profiles"
+        return f"{text} ({self.problem})" if self.problem else text
+
+
+@dataclass
 class SubscriberReport:
     email: str
     digest_date: str
@@ -56,6 +69,7 @@ class RunReport:
     sources: list[SourceReport] = field(default_factory=list)
     subscribers: list[SubscriberReport] = field(default_factory=list)
     new_papers: int = 0
+    embedded: Embedded = field(default_factory=Embedded)  # ahead, when nothing was due
     fatal: DigestError | None = None  # stopped the deliveries (login refused, TLS refused)
     stopped: str = ""  # why the run stopped early (a signal, the deadline)
     output_dir: Path | None = None

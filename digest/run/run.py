@@ -28,18 +28,20 @@ from digest.errors import EXIT_FAILED, DigestError, StateError, UsageError
 from digest.heap import run_heap, settle
 from digest.mailbuild import MailBuilder
 from digest.models import DigestLinks
-from digest.plan import TRENDING, RunContext
+from digest.plan import RunContext, Trending
 from digest.rank import Ranker, run_papers
 from digest.rank.embed import EmbeddingModel, ModelUnavailable
 from digest.rank.embed_process import start_model_process
+from digest.rank.ranker import BACKGROUND_PAPERS
 from digest.run.claims import Claims, new_worker_id, register
-from digest.run.gather import Gathered, gather_papers
-from digest.run.options import SHIPPED_MODEL, Deps, RunOptions
+from digest.run.gather import Gathered, gather_papers, will_fetch
+from digest.run.model import run_model, start_soon
+from digest.run.options import SHIPPED_MODEL, Deps, Mode, RunOptions
+from digest.run.prepare import embed_ahead
 from digest.run.preview import PreviewWriter
 from digest.run.report import Progress, RunReport, SubscriberReport
 from digest.run.stream import stream_digests
 from digest.schedule import Due
-from digest.sources import make_client
 from digest.store import Recorder, Store, due_now
 from digest.web import links as web_links
 from digest.web.tokens import require_secret
@@ -104,39 +106,43 @@ async def run_digest(
     report = RunReport(command=options.command, dry_run=options.dry_run)
     async with AsyncExitStack() as stack:
         stack.enter_context(run_heap())
-        store = _open_state(stack, config, options, deps)
+        store = open_state(stack, config, options, deps)
         subscribers = _readers(config, store, options, started)
         claims = _claims(stack, config, store, options, deps)
-        client = deps.http
-        if client is None:
-            client = await stack.enter_async_context(make_client())
         run_id = store.start_run(options.command, now=started, worker=claims.worker)
         # The render workers start now: they load while the sources are fetched and ranked.
         builder = MailBuilder.for_run(len(subscribers) if options.builds_mail else 0)
         stack.callback(builder.close)
         builder.start(config.digest.templates)
-        # The model loads in its own process while the sources are fetched.
-        model = start_model(deps, semantic=config.digest.semantic)
+        # Started when first needed: a state prepared ahead needs no model at all.
+        model = run_model(config, deps)
         if model is not None:
             stack.callback(model.close)
         try:
             if options.dry_run:
                 store.seal_interrupted(now=started)  # what the claims would seal, on the copy
             store.prune_messages(now=started)
+            if _cold(config, store, options, started):
+                start_soon(model)  # loads while the sources are fetched
             gathered = await gather_papers(
                 config,
                 store,
-                client,
+                deps.http,  # None: a client of its own, opened only if a source is asked
                 started,
                 deps.clock,
                 worker=claims.worker or "dry-run",
                 backoff=options.fetch_backoff,
                 retries=options.fetch_retries,
                 reuse=options.fetch_reuse,
+                fetch=options.fetch,
             )
             report.sources, report.new_papers = gathered.sources, gathered.new
             due = _due(config, store, options, subscribers, gathered, started, report)
-            ctx = _context(config, store, options, started, gathered, due, model)
+            idle = _idle(options, due)
+            if idle and options.mode is Mode.SEND and options.fetch:
+                # Ready for the next send: what this fetch recorded, and the profiles.
+                report.embedded = await embed_ahead(config, deps, model, subscribers, started, stop)
+            ctx = _context(config, store, options, started, gathered, due, model, idle=idle)
             stack.callback(ctx.ranker.close)
             sink = _sink(config, options, deps, report)
             settle()  # the day's papers, their index and the profiles live until the run ends
@@ -166,7 +172,7 @@ async def run_digest(
     return report
 
 
-def _open_state(stack: AsyncExitStack, config: Config, options: RunOptions, deps: Deps) -> Store:
+def open_state(stack: AsyncExitStack, config: Config, options: RunOptions, deps: Deps) -> Store:
     """The state for this run: a copy for a dry run, else the state itself. A daemon names
     the state it started with (`options.state_id`): a state that is gone or was replaced
     stops the run before it sends anything."""
@@ -189,9 +195,10 @@ def _open_state(stack: AsyncExitStack, config: Config, options: RunOptions, deps
 def _readers(config: Config, store: Store, options: RunOptions, now: datetime) -> list[Subscriber]:
     """The run's readers, from the state: the config's synced in first (the config wins for
     the readers it lists), then everyone active, or those --only names."""
-    store.sync_config_readers(
-        config.subscribers, now=now, lookback_days=config.digest.lookback_days
-    )
+    if options.sync_readers:
+        store.sync_config_readers(
+            config.subscribers, now=now, lookback_days=config.digest.lookback_days
+        )
     if not options.only:
         return store.active_readers()
     readers = store.active_readers(options.only)
@@ -239,6 +246,24 @@ def start_model(deps: Deps, *, semantic: bool = True) -> EmbeddingModel | None:
         return None
 
 
+def _cold(config: Config, store: Store, options: RunOptions, now: datetime) -> bool:
+    """A new state that is about to fetch: its first papers are all to embed, so the model
+    starts loading at once. Otherwise it starts when the ranking finds a vector missing."""
+    fresh = store.max_seq() == 0
+    return fresh and will_fetch(config, store, now, reuse=options.fetch_reuse, fetch=options.fetch)
+
+
+def _idle(options: RunOptions, due: Sequence[tuple[Subscriber, Due]]) -> bool:
+    """No reader gets a new digest from this run (a sealed one may still be repeated): it
+    ranks nothing, and a send-now that may fetch prepares the next send instead."""
+    return (
+        options.mode is not Mode.PREVIEW
+        and options.digest_date is None
+        and not options.force
+        and all(d.date is None for _, d in due)
+    )
+
+
 def _due(
     config: Config,
     store: Store,
@@ -268,9 +293,19 @@ def _context(
     gathered: Gathered,
     due: Sequence[tuple[Subscriber, Due]],
     model: EmbeddingModel | None,
+    *,
+    idle: bool,
 ) -> RunContext:
-    upvoted = sorted(
-        (p for p in gathered.papers if p.upvotes), key=lambda p: (-(p.upvotes or 0), p.id)
+    # Index and embed the papers the run's subscribers may get, once (embeddings are stored);
+    # an older candidate is prepared when it comes up. A run that ranks nothing indexes nothing.
+    papers = [] if idle else run_papers(store, lookback_days=config.digest.lookback_days, now=now)
+    ranker = Ranker.for_run(
+        store,
+        papers,
+        subscribers=[] if idle else [sub for sub, _ in due],
+        model=None if idle else model,
+        background=0 if idle else BACKGROUND_PAPERS,
+        models=store,
     )
     return RunContext(
         config=config,
@@ -279,16 +314,8 @@ def _context(
         now=now,
         upto_seq=store.max_seq(),
         sources_failed=bool(gathered.failed),
-        trending=upvoted[: TRENDING * 4],
-        # Index and embed the papers the run's subscribers may get, once (embeddings are
-        # stored); an older candidate is prepared when it comes up.
-        ranker=Ranker.for_run(
-            store,
-            run_papers(store, lookback_days=config.digest.lookback_days, now=now),
-            subscribers=[sub for sub, _ in due],
-            model=model,
-            models=store,
-        ),
+        trending=Trending.of(gathered.papers),
+        ranker=ranker,
         unsubscribed=store.unsubscribed(),
         links=_SignedLinks(config.web, require_secret(config.web)) if config.web else None,
     )

@@ -48,6 +48,7 @@ async def stream_digests(
     queue: MailQueue = asyncio.Queue(maxsize=QUEUE_SIZE)
     lines = Lines(report, progress, dry_run=ctx.options.dry_run)
     in_flight = InFlight()
+    flushing = _SoonFlush(recorder, stop)
 
     def on_attempt(mail: OutgoingMail) -> None:
         recorder.attempt(_job(mail).log, mail.data)
@@ -63,6 +64,9 @@ async def stream_digests(
             unknown=outcome.unknown,
             last=last,
         )
+        # An accepted mail is written with the next 'sending' when its connection goes on
+        # at once (the same loop step), else as soon as the loop turns.
+        flushing.soon()
         lines.outcome(outcome)
 
     producer = Producer(
@@ -80,6 +84,8 @@ async def stream_digests(
         for task in (producing, consumer):
             if task is not None and not task.done():
                 task.cancel()
+        recorder.flush()  # what the server accepted last, and what was queued but not tried
+    flushing.check()
 
 
 async def _finish(
@@ -117,6 +123,34 @@ async def _finish(
         raise error
     if stop.is_set():
         lines.unsent(f"not sent: {stop.reason}; the next run sends it")
+
+
+class _SoonFlush:
+    """Writes what the Recorder holds on the loop's next turn (once per turn). A write that
+    fails stops the run, and is raised when the stream ends."""
+
+    def __init__(self, recorder: Recorder, stop: Stop) -> None:
+        self.recorder = recorder
+        self.stop = stop
+        self.scheduled = False
+        self.error: BaseException | None = None
+
+    def soon(self) -> None:
+        if not self.scheduled and self.recorder.unwritten:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        try:
+            self.recorder.flush()
+        except Exception as exc:  # the state cannot be written: nothing more is sent
+            self.error = self.error or exc
+            self.stop.set(f"the state cannot be written: {exc}")
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 def _job(mail: OutgoingMail) -> MailJob:

@@ -12,9 +12,12 @@ from digest.clock import iso
 from digest.store.db import Database, Row
 from digest.store.sendlog.model import (
     KEEP_SENT_MESSAGES_DAYS,
+    Begin,
     DigestRecord,
     DigestStatus,
+    Prepared,
     Resend,
+    Sent,
     pack_message,
 )
 from digest.store.workers import hold_claim, release_claims
@@ -133,6 +136,21 @@ class SendLogStore:
         ).fetchone()
         return None if row[0] is None else int(row[0])
 
+    def sent_among(
+        self, subscribers: Sequence[str], paper_ids: Sequence[str]
+    ) -> set[tuple[str, str]]:
+        """Which of these papers each of these subscribers was sent, as (subscriber, paper id)
+        pairs: one query for a batch of readers ("trending today" names none of them)."""
+        if not subscribers or not paper_ids:
+            return set()
+        rows = self.db.select_in(
+            "SELECT subscriber, paper_id FROM sent_papers WHERE paper_id IN "
+            f"({','.join('?' * len(paper_ids))}) AND subscriber IN ({{marks}})",
+            sorted({s.lower() for s in subscribers}),
+            *paper_ids,
+        )
+        return {(sub, pid) for sub, pid in rows}
+
     def message_bytes(self, subscriber: str, digest_date: str | date) -> bytes | None:
         """The exact wire bytes of a digest as built (None when not kept)."""
         row = self.db.execute(
@@ -175,19 +193,8 @@ class SendLogStore:
     ) -> None:
         """Record a new digest as 'pending' while it is built and queued (its bytes come with
         its first attempt); older open digests of this reader give way to it."""
-        key, day, stamp = subscriber.lower(), str(digest_date), iso(now)
         with self.db.transaction() as db:
-            _supersede_older(db, key, day, stamp)
-            db.execute(
-                "INSERT INTO digests (subscriber, digest_date, status, message_id, upto_seq, "
-                "paper_ids, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?) "
-                "ON CONFLICT (subscriber, digest_date) DO UPDATE SET status = 'pending', "
-                "message_id = excluded.message_id, upto_seq = excluded.upto_seq, "
-                "paper_ids = excluded.paper_ids, message = NULL, sent_at = NULL, "
-                "updated_at = excluded.updated_at "
-                "WHERE digests.sealed = 0 AND digests.status <> 'sent'",
-                (key, day, message_id, upto_seq, json.dumps(list(paper_ids)), stamp, stamp),
-            )
+            _prepare(db, subscriber, digest_date, message_id, upto_seq, paper_ids, iso(now))
 
     def begin_send(
         self,
@@ -207,31 +214,50 @@ class SendLogStore:
         pack_message made it, when the caller has it (the render workers compress it). Older
         open digests of this reader give way to it. `worker`: only while it holds the claim
         on this reader (else ClaimLost, and nothing is written)."""
-        key, day, stamp = subscriber.lower(), str(digest_date), iso(now)
-        if packed is None and message is not None:
-            packed = pack_message(message)
+        self.record_together(
+            begin=Begin(
+                subscriber,
+                str(digest_date),
+                message_id,
+                upto_seq,
+                tuple(paper_ids),
+                message,
+                packed,
+                worker,
+            ),  # fmt: skip
+            now=now,
+        )
+
+    def record_together(
+        self,
+        *,
+        prepared: Sequence[Prepared] = (),
+        sent: Sequence[Sent] = (),
+        begin: Begin | None = None,
+        now: datetime,
+    ) -> None:
+        """In one transaction, in this order: digests queued ('pending'), digests the server
+        accepted ('sent'), and the 'sending' of the next transaction. A run writes what it
+        learnt since its last write with the next 'sending' (digest.store.Recorder): as many
+        commits as transactions, and every accepted mail recorded before a new one starts."""
+        stamp = iso(now)
+        packed = None
+        if begin is not None:
+            packed = begin.packed
+            if packed is None and begin.message is not None:
+                packed = pack_message(begin.message)
         with self.db.transaction() as db:
-            if worker is not None:
-                hold_claim(db, worker, key)
-            _supersede_older(db, key, day, stamp)
-            db.execute(
-                "INSERT INTO digests (subscriber, digest_date, status, message_id, upto_seq, "
-                "paper_ids, attempts, created_at, updated_at, message) "
-                "VALUES (?, ?, 'sending', ?, ?, ?, 1, ?, ?, ?) "
-                "ON CONFLICT (subscriber, digest_date) DO UPDATE SET status = 'sending', "
-                "attempts = digests.attempts + 1, updated_at = excluded.updated_at, "
-                "sent_at = NULL, "
-                # A sealed digest keeps what it was: only its own bytes are ever sent again.
-                "message_id = CASE WHEN digests.sealed = 1 THEN digests.message_id "
-                "ELSE excluded.message_id END, "
-                "upto_seq = CASE WHEN digests.sealed = 1 THEN digests.upto_seq "
-                "ELSE excluded.upto_seq END, "
-                "paper_ids = CASE WHEN digests.sealed = 1 THEN digests.paper_ids "
-                "ELSE excluded.paper_ids END, "
-                "message = CASE WHEN digests.sealed = 1 THEN digests.message "
-                "ELSE excluded.message END",
-                (key, day, message_id, upto_seq, json.dumps(list(paper_ids)), stamp, stamp, packed),
-            )
+            if begin is not None and begin.worker is not None:
+                # Checked first: a worker that lost the claim writes nothing at all.
+                hold_claim(db, begin.worker, begin.subscriber.lower())
+            for p in prepared:
+                _prepare(
+                    db, p.subscriber, p.digest_date, p.message_id, p.upto_seq, p.paper_ids, stamp
+                )
+            for done in sent:
+                _mark_sent(db, done.subscriber, done.digest_date, stamp, done.code, done.release)
+            if begin is not None:
+                _begin(db, begin, packed, stamp)
 
     def record_empty(
         self,
@@ -270,20 +296,8 @@ class SendLogStore:
     ) -> None:
         """The digest was accepted: advance the watermark and remember its papers, atomically.
         `release`: the worker whose claim on this reader ends with this."""
-        key, day, stamp = subscriber.lower(), str(digest_date), iso(now)
         with self.db.transaction() as db:
-            if release is not None:
-                release_claims(db, release, [key])
-            row = db.execute(
-                "UPDATE digests SET status = 'sent', sent_at = ?, updated_at = ?, last_code = ?, "
-                "last_error = '' WHERE subscriber = ? AND digest_date = ? RETURNING paper_ids",
-                (stamp, stamp, code, key, day),
-            ).fetchone()
-            db.executemany(
-                "INSERT INTO sent_papers (subscriber, paper_id, digest_date) "
-                "VALUES (?, ?, ?) ON CONFLICT (subscriber, paper_id) DO NOTHING",
-                [(key, pid, day) for pid in json.loads(row[0] if row else "[]")],
-            )
+            _mark_sent(db, subscriber, str(digest_date), iso(now), code, release)
 
     def mark_unsent(
         self,
@@ -385,6 +399,73 @@ class SendLogStore:
                     resend_id,
                 ),
             )
+
+
+def _prepare(
+    db: Database,
+    subscriber: str,
+    digest_date: str | date,
+    message_id: str,
+    upto_seq: int,
+    paper_ids: Sequence[str],
+    stamp: str,
+) -> None:
+    key, day = subscriber.lower(), str(digest_date)
+    _supersede_older(db, key, day, stamp)
+    db.execute(
+        "INSERT INTO digests (subscriber, digest_date, status, message_id, upto_seq, "
+        "paper_ids, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?) "
+        "ON CONFLICT (subscriber, digest_date) DO UPDATE SET status = 'pending', "
+        "message_id = excluded.message_id, upto_seq = excluded.upto_seq, "
+        "paper_ids = excluded.paper_ids, message = NULL, sent_at = NULL, "
+        "updated_at = excluded.updated_at "
+        "WHERE digests.sealed = 0 AND digests.status <> 'sent'",
+        (key, day, message_id, upto_seq, json.dumps(list(paper_ids)), stamp, stamp),
+    )
+
+
+def _begin(db: Database, begin: Begin, packed: bytes | None, stamp: str) -> None:
+    key, day = begin.subscriber.lower(), begin.digest_date
+    _supersede_older(db, key, day, stamp)
+    db.execute(
+        "INSERT INTO digests (subscriber, digest_date, status, message_id, upto_seq, "
+        "paper_ids, attempts, created_at, updated_at, message) "
+        "VALUES (?, ?, 'sending', ?, ?, ?, 1, ?, ?, ?) "
+        "ON CONFLICT (subscriber, digest_date) DO UPDATE SET status = 'sending', "
+        "attempts = digests.attempts + 1, updated_at = excluded.updated_at, "
+        "sent_at = NULL, "
+        # A sealed digest keeps what it was: only its own bytes are ever sent again.
+        "message_id = CASE WHEN digests.sealed = 1 THEN digests.message_id "
+        "ELSE excluded.message_id END, "
+        "upto_seq = CASE WHEN digests.sealed = 1 THEN digests.upto_seq "
+        "ELSE excluded.upto_seq END, "
+        "paper_ids = CASE WHEN digests.sealed = 1 THEN digests.paper_ids "
+        "ELSE excluded.paper_ids END, "
+        "message = CASE WHEN digests.sealed = 1 THEN digests.message "
+        "ELSE excluded.message END",
+        (
+            key, day, begin.message_id, begin.upto_seq, json.dumps(list(begin.paper_ids)),
+            stamp, stamp, packed,
+        ),
+    )  # fmt: skip
+
+
+def _mark_sent(
+    db: Database, subscriber: str, day: str, stamp: str, code: int | None, release: str | None
+) -> None:
+    key = subscriber.lower()
+    if release is not None:
+        release_claims(db, release, [key])
+    row = db.execute(
+        "UPDATE digests SET status = 'sent', sent_at = ?, updated_at = ?, last_code = ?, "
+        "last_error = '' WHERE subscriber = ? AND digest_date = ? RETURNING paper_ids",
+        (stamp, stamp, code, key, day),
+    ).fetchone()
+    db.executemany(
+        "INSERT INTO sent_papers (subscriber, paper_id, digest_date) "
+        "VALUES (?, ?, ?) ON CONFLICT (subscriber, paper_id) DO NOTHING",
+        [(key, pid, day) for pid in json.loads(row[0] if row else "[]")],
+    )
 
 
 def _supersede_older(db: Database, key: str, day: str, stamp: str) -> None:

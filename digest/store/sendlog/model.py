@@ -87,3 +87,38 @@ class LoggedMail:
     @property
     def key(self) -> tuple[str, str]:
         return (self.subscriber, self.digest_date)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A new digest queued: written 'pending' (SendLogStore.prepare_digest)."""
+
+    subscriber: str
+    digest_date: str
+    message_id: str
+    upto_seq: int
+    paper_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A digest the server accepted (SendLogStore.mark_sent)."""
+
+    subscriber: str
+    digest_date: str
+    code: int | None = None
+    release: str | None = None  # the worker whose claim on this reader ends with this
+
+
+@dataclass(frozen=True)
+class Begin:
+    """The 'sending' of one SMTP transaction (SendLogStore.begin_send)."""
+
+    subscriber: str
+    digest_date: str
+    message_id: str
+    upto_seq: int
+    paper_ids: tuple[str, ...]
+    message: bytes | None
+    packed: bytes | None = None
+    worker: str | None = None
