@@ -165,7 +165,9 @@ def path(place: Place, key: str, value: str) -> Path:
 
 def email(place: Place, key: str, value: str) -> str:
     if not _EMAIL.match(value):
-        raise place.error(f"{key} = {shown(value)} is not an email address")
+        raise place.error(
+            f"{key} = {shown(value)} is not an email address", fix='write it as "name@example.org"'
+        )
     return value
 
 
