@@ -1,4 +1,5 @@
-"""Whole runs over several days: real HTTP server, real SMTP server, real SQLite file.
+"""Whole runs over several days: real HTTP server, real SMTP server, a real SQLite file or
+PostgreSQL database (each test runs on both).
 
 What every subscriber receives is read back from the SMTP server and parsed.
 """
@@ -14,6 +15,7 @@ from selectolax.lexbor import LexborHTMLParser
 from digest.config import load_config
 from digest.run import Mode, RunOptions, send_now
 from digest.store import Store
+from digest.store.copy import TABLES
 from tests.support.helpers import hf_items, hf_page, write_config
 from tests.support.run import deps
 
@@ -41,10 +43,22 @@ def received_by(smtp_server) -> dict[str, list[list[str]]]:
     return out
 
 
+def snapshot(state) -> object:
+    """The whole state: a SQLite file's bytes, or every row of every table."""
+    if state.path is not None:
+        return state.path.read_bytes()
+    with Store.open(state) as store:
+        return {
+            table: sorted(map(repr, store.db.execute(f"SELECT * FROM {table}").fetchall()))
+            for table in (*TABLES, "meta", "schema_migrations")
+        }
+
+
 @pytest.fixture
-def world(tmp_path, http_server, smtp_server):
+def world(tmp_path, http_server, smtp_server, state_url):
     """A config with two subscribers, the HF page on the local HTTP server, SMTP on the local
-    SMTP server; `day(n, items)` serves a page and runs send-now for day n."""
+    SMTP server, the state on each backend; `day(n, items)` serves a page and runs send-now for
+    day n."""
     items = hf_items()
     config = load_config(
         write_config(
@@ -59,6 +73,7 @@ def world(tmp_path, http_server, smtp_server):
                 },
             ],
             delivery={"method": "smtp", "host": "127.0.0.1", "port": 25, "security": "none"},
+            digest={"state": state_url},
         )
     )
 
@@ -177,12 +192,12 @@ def test_the_mail_as_received(world, smtp_server):
 def test_dry_run_and_preview_leave_the_state_alone(world, smtp_server, tmp_path):
     world.day(1, hf_page(world.items[0:5]))
     state = world.config.digest.state
-    before = state.path.read_bytes()
+    before = snapshot(state)
     r = world.day(2, hf_page(world.items[5:9]), mode=Mode.DRY_RUN)
     assert [s.status for s in r.subscribers][0] == "dry-run"
     assert r.subscribers[0].paper_count == 4
     assert len(smtp_server.messages) == 2  # day 1 only
-    assert state.path.read_bytes() == before
+    assert snapshot(state) == before
     # The real run afterwards still sends those 4 papers.
     r2 = world.day(2, hf_page(world.items[5:9]))
     assert r2.subscribers[0].paper_count == 4

@@ -1,7 +1,8 @@
 """The corners where a paper could be lost, repeated, or a false mail could go out.
 
 Whole runs through `send_now` or the CLI against the real aiosmtpd server, local pages and a
-real SQLite file; what the server received is the truth.
+real SQLite file (the send-log corners on a PostgreSQL database too); what the server received
+is the truth.
 """
 
 from __future__ import annotations
@@ -47,14 +48,16 @@ def smtp(smtp_server, **extra) -> dict:
     }
 
 
-def setup(tmp_path, smtp_server, *, subscribers=None, digest=None, delivery=None, items=None):
+def setup(
+    tmp_path, smtp_server, *, subscribers=None, digest=None, delivery=None, items=None, state=None
+):
     page = tmp_path / "papers.html"
     page.write_text(hf_page(ITEMS[:4] if items is None else items), encoding="utf-8")
     path = write_config(
         tmp_path / "digest.toml",
         sources=[{"type": "hf-papers", "url": "papers.html"}],
         subscribers=subscribers or [{"email": "ada@example.org"}],
-        digest=digest,
+        digest={**(digest or {}), **({"state": state} if state else {})},
         delivery=delivery or smtp(smtp_server),
     )
     return load_config(path), page
@@ -71,8 +74,8 @@ def received(smtp_server, rcpt="ada@example.org"):
 # a new reader's papers ----------------------------------------------------------------------------
 
 
-def test_a_new_subscribers_papers_survive_days_of_refusals(tmp_path, smtp_server):
-    config, page = setup(tmp_path, smtp_server, digest={"lookback_days": 1})
+def test_a_new_subscribers_papers_survive_days_of_refusals(tmp_path, smtp_server, state_url):
+    config, page = setup(tmp_path, smtp_server, digest={"lookback_days": 1}, state=state_url)
     smtp_server.handler.refuse("ada@example.org", "452 4.2.2 mailbox full")
     run(config, smtp_server, DAY1)
     page.write_text(hf_page(ITEMS[4:8]), encoding="utf-8")
@@ -91,8 +94,10 @@ def test_a_new_subscribers_papers_survive_days_of_refusals(tmp_path, smtp_server
 # unknown outcomes ---------------------------------------------------------------------------------
 
 
-def test_an_unknown_outcome_is_repeated_byte_for_byte_on_a_later_date(tmp_path, smtp_server):
-    config, page = setup(tmp_path, smtp_server)
+def test_an_unknown_outcome_is_repeated_byte_for_byte_on_a_later_date(
+    tmp_path, smtp_server, state_url
+):
+    config, page = setup(tmp_path, smtp_server, state=state_url)
     smtp_server.handler.drop(at="data")  # the data went out; no reply: maybe delivered
     first = run(config, smtp_server, DAY1)
     assert first.subscribers[0].status == "pending"
@@ -119,8 +124,8 @@ def test_an_unknown_outcome_is_repeated_byte_for_byte_on_a_later_date(tmp_path, 
         }
 
 
-def test_a_timeout_after_data_is_an_unknown_outcome(tmp_path, smtp_server):
-    config, _ = setup(tmp_path, smtp_server, delivery=smtp(smtp_server, timeout=1))
+def test_a_timeout_after_data_is_an_unknown_outcome(tmp_path, smtp_server, state_url):
+    config, _ = setup(tmp_path, smtp_server, delivery=smtp(smtp_server, timeout=1), state=state_url)
     smtp_server.handler.stall(3, at="data")
     report = send_now(
         config, RunOptions(), deps(DAY1, mailer=smtp_server.mailer(retries=1, timeout=1))
@@ -134,8 +139,8 @@ def test_a_timeout_after_data_is_an_unknown_outcome(tmp_path, smtp_server):
 # forced resends -----------------------------------------------------------------------------------
 
 
-def test_a_failed_forced_resend_rewrites_nothing(tmp_path, smtp_server):
-    config, _ = setup(tmp_path, smtp_server)
+def test_a_failed_forced_resend_rewrites_nothing(tmp_path, smtp_server, state_url):
+    config, _ = setup(tmp_path, smtp_server, state=state_url)
     assert run(config, smtp_server, DAY1).exit_code == 0
     with Store.open(config.digest.state) as store:
         before = store.get_digest("ada@example.org", "2026-06-12")
@@ -162,8 +167,8 @@ def test_a_failed_forced_resend_rewrites_nothing(tmp_path, smtp_server):
 # failed sources, empty days -----------------------------------------------------------------------
 
 
-def test_no_false_nothing_new_when_a_source_failed(tmp_path, smtp_server):
-    config, page = setup(tmp_path, smtp_server, digest={"send_empty": True})
+def test_no_false_nothing_new_when_a_source_failed(tmp_path, smtp_server, state_url):
+    config, page = setup(tmp_path, smtp_server, digest={"send_empty": True}, state=state_url)
     page.unlink()  # the source fails
     failed = run(config, smtp_server, DAY1)
     assert failed.exit_code == 1 and received(smtp_server) == []
@@ -180,8 +185,10 @@ def test_no_false_nothing_new_when_a_source_failed(tmp_path, smtp_server):
 
 
 @pytest.mark.parametrize("send_empty", [False, True])
-def test_an_empty_hf_page_is_an_empty_day(tmp_path, smtp_server, send_empty):
-    config, _ = setup(tmp_path, smtp_server, digest={"send_empty": send_empty}, items=[])
+def test_an_empty_hf_page_is_an_empty_day(tmp_path, smtp_server, send_empty, state_url):
+    config, _ = setup(
+        tmp_path, smtp_server, digest={"send_empty": send_empty}, items=[], state=state_url
+    )
     report = run(config, smtp_server, DAY1)
     assert report.exit_code == 0
     assert report.sources[0].status == "ok" and report.sources[0].error is None
@@ -191,8 +198,8 @@ def test_an_empty_hf_page_is_an_empty_day(tmp_path, smtp_server, send_empty):
 # --only -------------------------------------------------------------------------------------------
 
 
-def test_only_names_each_subscriber_once(tmp_path, smtp_server):
-    config, _ = setup(tmp_path, smtp_server)
+def test_only_names_each_subscriber_once(tmp_path, smtp_server, state_url):
+    config, _ = setup(tmp_path, smtp_server, state=state_url)
     report = run(config, smtp_server, DAY1, only=("ada@example.org", "ADA@Example.org"))
     assert [s.status for s in report.subscribers] == ["sent"]
     assert len(received(smtp_server)) == 1
