@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import logging
 import os
 import sys
@@ -19,28 +18,17 @@ from typing import Any
 import click
 
 from digest import __version__
-from digest.cli_report import (
-    none_new,
-    plural,
-    print_explanation,
-    print_previewed,
-    print_report,
-    print_sent,
-    print_source_problems,
-    print_sources,
-    sent_as_mailed,
-    write_sent,
-)
+from digest.cli_common import CONFIG_HELP, config_from, date_option
+from digest.cli_inspect import explain_command, preview_command, show_command
+from digest.cli_report import plural, print_report, print_sources
 from digest.cli_state import state, subscribers
 from digest.clock import utc_now
-from digest.config import Config, load_config, resolve_config_path
-from digest.errors import EXIT_FAILED, EXIT_USAGE, DigestError, UsageError
+from digest.config import Config, load_config
+from digest.errors import EXIT_FAILED, EXIT_USAGE, DigestError
 from digest.progress import run_progress
-from digest.run import Mode, RunOptions, RunReport, send_now
+from digest.run import Mode, RunOptions, send_now
 from digest.status import render_schedule, render_status
 from digest.store import ReaderSchedule, Store
-
-CONFIG_HELP = "Config file (default: $DIGEST_CONFIG, else ./digest.toml)."
 
 
 class _DigestGroup(click.Group):
@@ -78,19 +66,6 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 def _verbose(ctx: click.Context) -> bool:
     return bool(ctx.obj and ctx.obj.get("verbose"))
-
-
-def _config(path: str | None) -> Config:
-    return load_config(resolve_config_path(path))
-
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
 
 
 @cli.command("demo")
@@ -139,7 +114,7 @@ def _shown(path: Path) -> str:
 @click.option(
     "--date",
     "digest_date",
-    callback=_date,
+    callback=date_option,
     metavar="YYYY-MM-DD",
     help="The digest's date: its label and idempotency key (default: the digest due now by "
     "each subscriber's send_at in their time zone).",
@@ -168,7 +143,7 @@ def send_now_command(
 
     With nothing due, it still fetches, records and embeds what is new, so the next send is
     ready (unless --no-fetch)."""
-    config = _config(config_path)
+    config = config_from(config_path)
     _print_config_warnings(config)
     options = RunOptions(
         mode=Mode.DRY_RUN if dry_run else Mode.SEND,
@@ -191,7 +166,7 @@ def fetch_command(config_path: str | None) -> None:
     of the send time. Sends nothing."""
     from digest.run.ahead import fetch_now
 
-    config = _config(config_path)
+    config = config_from(config_path)
     _print_config_warnings(config)
     options = RunOptions(
         command="fetch", fetch_reuse=timedelta(minutes=config.digest.fetch_reuse_minutes)
@@ -205,167 +180,6 @@ def fetch_command(config_path: str | None) -> None:
     sys.exit(report.exit_code)
 
 
-@cli.command("preview")
-@click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
-@click.option("--subscriber", metavar="EMAIL", help="Only this subscriber.")
-@click.option(
-    "--date",
-    "digest_date",
-    callback=_date,
-    metavar="YYYY-MM-DD",
-    help="That date's digest: as it was mailed if it was sent, else what it would hold now.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the ranked papers as JSON.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write each digest's HTML (and .eml) into DIR.",
-)
-def preview_command(
-    config_path: str | None,
-    subscriber: str | None,
-    digest_date: date | None,
-    as_json: bool,
-    out_dir: Path | None,
-) -> None:
-    """Show what each subscriber would get now (or a digest already sent, as it was mailed).
-    Sends nothing, changes no state."""
-    config = _config(config_path)
-    options = RunOptions(
-        mode=Mode.PREVIEW,
-        command="preview",
-        keep_papers=True,
-        digest_date=digest_date,
-        only=(subscriber,) if subscriber else (),
-        output_dir=out_dir,
-    )
-    report = send_now(config, options)
-    print_source_problems(report)
-    if as_json:
-        click.echo(json.dumps(preview_json(report), indent=2, ensure_ascii=False))
-        sys.exit(report.exit_code)
-    sent = {}
-    if any(s.status == "already-sent" for s in report.subscribers):
-        sent = sent_as_mailed(config, report, out_dir)
-    for sub in report.subscribers:
-        if (sub.email.lower(), sub.digest_date) in sent:
-            print_sent(sent[sub.email.lower(), sub.digest_date])
-        elif sub.status in ("dry-run", "pending"):
-            print_previewed(sub)
-        elif sub.status == "nothing-new":
-            click.echo(f"{sub.email} ({sub.digest_date}): nothing to send yet: {none_new(sub)}")
-        else:
-            click.echo(f"{sub.email} ({sub.digest_date}): {sub.status} {sub.detail}".rstrip())
-    sys.exit(report.exit_code)
-
-
-def preview_json(report: RunReport) -> dict[str, Any]:
-    """The `preview --json` document (README: Commands), papers in rank order."""
-    return {
-        "subscribers": [
-            {
-                "email": sub.email,
-                "digest_date": sub.digest_date,
-                "papers": [
-                    {
-                        "id": r.paper.id,
-                        "title": r.paper.title,
-                        "score": round(r.score, 4),
-                        "matched": list(r.matched),
-                        "reasons": [reason.text for reason in r.reasons],
-                        "score_parts": {k: round(v, 4) for k, v in r.score_parts.items()},
-                    }
-                    for r in sub.papers
-                ],
-            }
-            for sub in report.subscribers
-        ]
-    }
-
-
-@cli.command("show")
-@click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
-@click.option("--subscriber", metavar="EMAIL", help="Only this reader's digest.")
-@click.option(
-    "--date",
-    "digest_date",
-    callback=_date,
-    metavar="YYYY-MM-DD",
-    help="The digest of that date (default: each reader's latest sent one).",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write each digest as mailed (.eml) and its HTML into DIR.",
-)
-def show_command(
-    config_path: str | None, subscriber: str | None, digest_date: date | None, out_dir: Path | None
-) -> None:
-    """A digest already sent, exactly as it was mailed (its text part; --out: .eml and .html).
-    Changes nothing."""
-    from digest.sent import sent_digests
-
-    config = _config(config_path)
-    if not config.digest.state.exists():
-        raise UsageError(
-            f"no state yet at {config.digest.state}: nothing has been sent",
-            fix="run `digest send-now` first (or `digest demo`)",
-        )
-    with Store.open_copy(config.digest.state) as store:
-        found = sent_digests(store, email=subscriber, day=digest_date)
-    if not found:
-        whom = f" to {subscriber}" if subscriber else ""
-        when = f" for {digest_date}" if digest_date else ""
-        raise UsageError(
-            f"no digest was sent{whom}{when}",
-            fix="`digest status` lists each reader's last digest",
-        )
-    for sent in found:
-        record = sent.record
-        kept = "" if sent.data is not None else "; its mail is no longer kept (30 days)"
-        click.echo(
-            f"{record.subscriber} {record.digest_date}: sent at {record.sent_at}, "
-            f"{plural(len(record.paper_ids), 'paper')}, Message-ID {record.message_id}{kept}"
-        )
-        if out_dir is not None:
-            page = write_sent(sent, out_dir)
-            if page is not None:
-                click.echo(f"  wrote {page} (and the .eml beside it)")
-        elif len(found) == 1 and sent.data is not None:
-            click.echo(f"Subject: {sent.subject}\n")
-            click.echo(sent.text.rstrip())
-        elif len(found) == 1:
-            for i, title in enumerate(sent.titles, 1):
-                click.echo(f"  {i:2}. {title}")
-    if len(found) > 1 and out_dir is None:
-        click.echo("(--subscriber EMAIL prints one of them; --out DIR writes them all)")
-
-
-@cli.command("explain")
-@click.argument("paper_id")
-@click.option("--subscriber", "email", required=True, metavar="EMAIL", help="The reader.")
-@click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
-def explain_command(paper_id: str, email: str, config_path: str | None) -> None:
-    """Why PAPER_ID scored what it did for a reader, and where it stood against the cut.
-
-    Any paper the state holds, or one the sources list today (fetched into a copy of the
-    state). Changes nothing."""
-    from digest.lookup import explain_any
-    from digest.run import Deps, start_model
-
-    config = _config(config_path)
-    # In its own process; ranking waits for it (or ranks by keywords).
-    model = start_model(Deps(), semantic=config.digest.semantic)
-    try:
-        exp, fetched = explain_any(config, paper_id, email, model=model)
-    finally:
-        if model is not None:
-            model.close()
-    print_explanation(exp, fetched=fetched)
-
-
 @cli.command("check")
 @click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 @click.option(
@@ -377,7 +191,7 @@ def check_command(config_path: str | None, connect: bool) -> None:
     and a PostgreSQL state). Exit 2: a run would fail; 1: something did not answer."""
     from digest.checks import check_connections, check_offline
 
-    config = _config(config_path)
+    config = config_from(config_path)
     checked = check_offline(config)
     click.echo(f"{config.path}: {'OK' if not checked.problems else 'PROBLEMS'}")
     click.echo(f"  sources: {', '.join(f'{s.name} <{s.url}>' for s in config.sources)}")
@@ -405,7 +219,7 @@ def check_command(config_path: str | None, connect: bool) -> None:
 @click.option("--runs", default=5, show_default=True, help="How many recent runs to show.")
 def status_command(config_path: str | None, runs: int) -> None:
     """Recent runs, each subscriber's last digest (failures first), next sends, the daemon."""
-    config = _config(config_path)
+    config = config_from(config_path)
     now = utc_now()
     schedule = functools.partial(
         render_schedule,
@@ -438,7 +252,7 @@ def serve_command(ctx: click.Context, config_path: str | None) -> None:
     Logs one line per request to stderr (never a token); runs until SIGTERM/SIGINT, exits 0."""
     from digest.web.server import serve_forever
 
-    config = _config(config_path)
+    config = config_from(config_path)
     verbose = bool(ctx.obj.get("verbose"))
 
     def ready(line: str) -> None:
@@ -466,7 +280,7 @@ def run_command(ctx: click.Context, config_path: str | None) -> None:
     config. Logs to stderr, one line per send group."""
     from digest.daemon import run_daemon
 
-    config = _config(config_path)  # a bad config: one line and exit 2, before any logging
+    config = config_from(config_path)  # a bad config: one line and exit 2, before any logging
     logging.basicConfig(
         force=True,
         level=logging.DEBUG if ctx.obj.get("verbose") else logging.INFO,
@@ -478,7 +292,8 @@ def run_command(ctx: click.Context, config_path: str | None) -> None:
     sys.exit(run_daemon(config))
 
 
-cli.add_command(subscribers)
+for command in (preview_command, show_command, explain_command, subscribers):
+    cli.add_command(command)
 cli.add_command(state)
 
 

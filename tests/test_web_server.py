@@ -13,7 +13,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import cli, preview_json
+from digest.cli import cli
+from digest.cli_inspect import preview_json
 from digest.clock import utc_now
 from digest.errors import ConfigError
 from digest.run import Mode, RunOptions, send_now
