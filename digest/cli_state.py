@@ -50,7 +50,8 @@ def list_command(config_path: str | None) -> None:
         listing = store.reader_listing()
     for r in listing:
         status = "unsubscribed" if r.unsubscribed_at else "active" if r.active else "removed"
-        click.echo(f"{r.email}\t{r.origin}\t{status}\t{r.send_at} {r.timezone}\t{r.name}")
+        when = f"{r.send_at} {r.timezone}" + ("" if r.schedule == "daily" else f", {r.schedule}")
+        click.echo(f"{r.email}\t{r.origin}\t{status}\t{when}\t{r.name}")
     active = sum(1 for r in listing if r.active and not r.unsubscribed_at)
     click.echo(
         f"{len(listing)} reader{'s' if len(listing) != 1 else ''}, {active} active", err=True

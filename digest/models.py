@@ -85,6 +85,7 @@ class DigestContent:
     # The day's most upvoted new papers this reader did not get ("trending today").
     trending: list[Paper] = field(default_factory=list)
     links: DigestLinks = field(default_factory=DigestLinks)
+    weekly: bool = False  # the reader's weekly digest: the week's papers, worded so
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import quote
@@ -149,11 +149,15 @@ def due_date(ctx: RunContext, sub: Subscriber, due: Due) -> DueDate:
     existing = store.get_digest(sub.email, due.last)
     sent = existing is not None and existing.status == DigestStatus.SENT
     next_note = f"next: {describe_instant(due.next_at, sub.tz)}"
+    if sub.cadence.weekly:
+        next_note += f" ({replace(sub.cadence, paused_until=None).describe()})"
     if due.date is None and options.shows_coming:
         # Preview shows what the subscriber gets next: the coming digest.
-        coming = (due.last + timedelta(days=1)).isoformat()
+        coming = (due.next_date or due.last + timedelta(days=1)).isoformat()
         return DueDate(coming, next_note, store.get_digest(sub.email, coming))
-    if due.date is None and not sent and not (options.force and due.missed is None):
+    if due.paused_until is not None:  # paused: nothing, not even --force (--date names one)
+        return DueDate(None, f"paused until {due.paused_until}; not due ({next_note})")
+    if due.date is None and not sent and not (options.force and due.settled):
         why = f"not due ({next_note})"
         if due.missed is not None:
             why = f"{due.missed} missed by more than the catch-up window; " + why
@@ -305,6 +309,7 @@ def _content(
         profile=sorted(sub.keywords.items(), key=lambda kv: (-kv[1], kv[0])),
         trending=ctx.trending.pick(ctx.store, sub.email, chosen | held),
         links=links,
+        weekly=sub.cadence.weekly,
     )
     headers = MailHeaders(
         from_addr=digest.from_addr,

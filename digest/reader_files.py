@@ -32,7 +32,8 @@ MAX_READERS = 1_000_000
 LIST_KEYS = ("exclude", "authors", "like")
 NUMBER_KEYS = {"max_papers": int, "min_score": float, "upvote_boost": float}
 COLUMNS = ("email", "name", "keywords", "exclude", "authors", "like", "timezone", "send_at",
-           "max_papers", "min_score", "upvote_boost")  # fmt: skip
+           "max_papers", "min_score", "upvote_boost", "frequency", "weekday",
+           "paused_until")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,9 @@ def export_jsonl(readers: Sequence[Subscriber]) -> Iterator[str]:
                 **table,
                 "timezone": reader.timezone,
                 "send_at": f"{reader.send_at:%H:%M}",
+                "frequency": reader.frequency,
+                "weekday": reader.weekday,
+                **_pause(reader),
             },
             ensure_ascii=False,
         )
@@ -224,6 +228,14 @@ def export_csv(readers: Sequence[Subscriber]) -> Iterator[str]:
                 r.max_papers,
                 r.min_score,
                 r.upvote_boost,
+                r.frequency,
+                r.weekday,
+                r.paused_until.isoformat() if r.paused_until else "",
             ]  # fmt: skip
         )
     yield out.getvalue().rstrip("\n")
+
+
+def _pause(reader: Subscriber) -> dict[str, str]:
+    """paused_until when set (absent means not paused: there is no null date to import)."""
+    return {"paused_until": reader.paused_until.isoformat()} if reader.paused_until else {}

@@ -41,26 +41,80 @@ date's papers then go out under the newer date: merged, not lost) or none (that 
 nothing due; the next one sends it). Hence the recommendation in deploy/README.md: a frequent
 timer, or the daemon.
 
+**Weekly and paused readers** (a Cadence). A weekly reader's candidate dates are only the
+dates of their weekday: the rule is the same over those dates, so a frequent timer or the daemon
+meets each weekly send instant once, across DST and in any zone (the weekday is the reader's
+local one, whatever day it is in UTC). A weekly schedule starts when it is set (`since`: when
+the reader joined or chose weekly or another weekday): a weekday whose send instant passed before
+that is not owed, so the first weekly mail goes out on the next such weekday, never at once on
+another day. A paused reader (`paused_until`) has nothing due for local dates up to and
+including that date; the next digest is the first send date after it. Nothing is lost either
+way: a digest holds every paper new to the reader since their last one, ranked together.
+
 `--date` bypasses all this: it names the digest explicitly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 _Date = date  # `Due.date` shadows the type inside the class body
 
+FREQUENCIES = ("daily", "weekly")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often a reader gets a digest: daily, or weekly on one local weekday; and a pause."""
+
+    weekday: int | None = None  # None: daily; 0 (Monday) .. 6 (Sunday): weekly on that day
+    paused_until: _Date | None = None  # nothing due for local dates up to and including it
+    # When the schedule began (a weekly one: when the reader joined or chose it); a send
+    # instant before it is not owed. None: every passed date counts (daily readers).
+    since: datetime | None = None
+
+    @classmethod
+    def of(cls, frequency: str, weekday: str, paused_until: _Date | None) -> Cadence:
+        """From a reader's settings: frequency "daily" | "weekly", weekday "mon".."sun"."""
+        if frequency not in FREQUENCIES:
+            raise ValueError(frequency)
+        day = WEEKDAYS.index(weekday) if frequency == "weekly" else None
+        return cls(day, paused_until)
+
+    @property
+    def weekly(self) -> bool:
+        return self.weekday is not None
+
+    def sends_on(self, day: _Date) -> bool:
+        """Whether `day` is one of this cadence's send dates (the pause aside)."""
+        return self.weekday is None or day.weekday() == self.weekday
+
+    def describe(self) -> str:
+        """ "daily", "weekly on Monday", "... (paused until 2026-12-24)"."""
+        text = "daily" if self.weekday is None else f"weekly on {_DAY_NAMES[self.weekday]}"
+        if self.paused_until is not None:
+            text += f" (paused until {self.paused_until})"
+        return text
+
+
+DAILY = Cadence()
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
 
 @dataclass(frozen=True)
 class Due:
     date: _Date | None  # the digest date to send now, or None
-    next_at: datetime  # aware UTC: the next send instant after now
-    last: _Date  # the latest local date whose send instant has passed (due, settled or missed)
+    next_at: datetime  # aware UTC: the next send instant after now (after a pause)
+    last: _Date  # the latest send date whose send instant has passed (due, settled or missed)
     last_at: datetime  # aware UTC: that date's send instant
     missed: _Date | None = None  # not settled, but older than catch_up: rolls into the next
+    next_date: _Date | None = None  # the local date of next_at: the coming digest
+    paused_until: _Date | None = None  # set when the reader's pause holds `last` back
+    settled: bool = False  # `last` is settled (sent or found empty)
 
 
 def send_instant(tz: ZoneInfo, send_at: time, day: date) -> datetime:
@@ -84,11 +138,25 @@ def send_instant(tz: ZoneInfo, send_at: time, day: date) -> datetime:
     return hi.replace(microsecond=0)
 
 
-def last_send_date(tz: ZoneInfo, send_at: time, now: datetime) -> date:
-    """The latest local date whose send instant is at or before `now`."""
+def last_send_date(tz: ZoneInfo, send_at: time, now: datetime, cadence: Cadence = DAILY) -> date:
+    """The latest local send date (each day, or the cadence's weekday) whose send instant is
+    at or before `now`. The pause and `since` do not move it (see due_digest)."""
     day = now.astimezone(tz).date() + timedelta(days=1)
-    while send_instant(tz, send_at, day) > now:
+    while not cadence.sends_on(day) or send_instant(tz, send_at, day) > now:
         day -= timedelta(days=1)
+    return day
+
+
+def next_send_date(tz: ZoneInfo, send_at: time, after: date, cadence: Cadence = DAILY) -> date:
+    """The first send date after `after` that the cadence sends on: past its pause, and with a
+    send instant at or after its `since`."""
+    day = after + timedelta(days=1)
+    if cadence.paused_until is not None and day <= cadence.paused_until:
+        day = cadence.paused_until + timedelta(days=1)
+    while not cadence.sends_on(day) or (
+        cadence.since is not None and send_instant(tz, send_at, day) < cadence.since
+    ):
+        day += timedelta(days=1)
     return day
 
 
@@ -99,21 +167,28 @@ def due_digest(
     settled: Collection[date] = (),
     *,
     catch_up: timedelta | None = None,
+    cadence: Cadence = DAILY,
 ) -> Due:
     """Which digest is due at `now` (aware), given the dates already settled in the store.
 
     `catch_up=None` (send-now): the latest passed date is due however late. With a window (the
-    daemon), a send instant older than it is `missed` instead of due."""
+    daemon), a send instant older than it is `missed` instead of due. `cadence`: weekly on a
+    weekday, paused until a date, begun at `since` (default: daily, never paused)."""
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
-    last = last_send_date(tz, send_at, now)
+    last = last_send_date(tz, send_at, now, cadence)
     last_at = send_instant(tz, send_at, last)
-    next_at = send_instant(tz, send_at, last + timedelta(days=1))
+    coming = next_send_date(tz, send_at, last, cadence)
+    base = Due(None, send_instant(tz, send_at, coming), last, last_at, next_date=coming)
+    if cadence.paused_until is not None and last <= cadence.paused_until:
+        return replace(base, paused_until=cadence.paused_until)
+    if cadence.since is not None and last_at < cadence.since:
+        return base  # it passed before this schedule began: not owed
     if last in settled:
-        return Due(None, next_at, last, last_at)
+        return replace(base, settled=True)
     if catch_up is not None and now - last_at > catch_up:
-        return Due(None, next_at, last, last_at, missed=last)
-    return Due(last, next_at, last, last_at)
+        return replace(base, missed=last)
+    return replace(base, date=last)
 
 
 def describe_instant(moment: datetime, tz: ZoneInfo) -> str:

@@ -3,6 +3,7 @@ digest (failures first), and the next sends."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -173,6 +174,11 @@ def render_schedule(
     for reader, due in list(zip(readers, dues, strict=True))[:LIST_EACH_UP_TO]:
         line = f"  {reader.email}: {describe_instant(due.next_at, reader.tz)}"
         since = describe_instant(due.last_at, reader.tz)
+        cadence = reader.cadence
+        if due.paused_until is not None:
+            line += f"; paused until {due.paused_until}"
+        if cadence.weekly:
+            line += f"; {dataclasses.replace(cadence, paused_until=None).describe()}"
         if due.date is not None:
             line += f"; due now: the digest of {due.date} (since {since})"
             if waiting:

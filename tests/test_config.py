@@ -1,6 +1,6 @@
 import re
 from dataclasses import fields, replace
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from digest.config import (
 from digest.config.schema import SETTING
 from digest.errors import ConfigError
 from digest.location import StateLocation
+from digest.schedule import Cadence
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
@@ -153,6 +154,39 @@ def test_local_source_path_is_relative_to_the_config(tmp_path):
         ('[digest]\nfrom = "nobody"\n', "from = 'nobody' is not an email address"),
         ("[digest\n", "invalid TOML"),
         ('colour = "blue"\n', "top level: unknown key 'colour'"),
+        (
+            '[[subscriber]]\nemail = "a@example.org"\nfrequency = "monthly"\n',
+            "(a@example.org): frequency = 'monthly' is not one of daily, weekly (fix: set "
+            'frequency = "daily", or "weekly" with weekday = "mon"',
+        ),
+        (
+            '[[subscriber]]\nemail = "a@example.org"\nfrequency = "paused"\n',
+            'frequency = "paused" is not a frequency (fix: keep frequency = "daily" or "weekly" '
+            'and set paused_until = "YYYY-MM-DD")',
+        ),
+        ('[[subscriber]]\nemail = "a@example.org"\nfrequency = 7\n', "frequency must be a string"),
+        (
+            '[[subscriber]]\nemail = "a@example.org"\nfrequency = "weekly"\nweekday = "funday"\n',
+            "weekday = 'funday' is not a day of the week (fix: write one of 'mon', 'tue', 'wed', "
+            "'thu', 'fri', 'sat', 'sun')",
+        ),
+        ('[[subscriber]]\nemail = "a@example.org"\nweekday = "m"\n', "is not a day of the week"),
+        (
+            '[[subscriber]]\nemail = "a@example.org"\npaused_until = "24.12.2026"\n',
+            "paused_until = '24.12.2026' is not a date (fix: write it as \"YYYY-MM-DD\"",
+        ),
+        (
+            '[[subscriber]]\nemail = "a@example.org"\npaused_until = "2026-02-30"\n',
+            "paused_until = '2026-02-30' is not a date",
+        ),
+        (
+            '[[subscriber]]\nemail = "a@example.org"\npaused_until = 2026-12-24T10:00:00\n',
+            "paused_until = datetime.datetime(2026, 12, 24, 10, 0) is not a date",
+        ),
+        (
+            '[[subscriber]]\nemail = "a@example.org"\nfrequncy = "weekly"\n',
+            "did you mean 'frequency'?",
+        ),
     ],
 )
 def test_bad_config_is_one_line_naming_key_and_place(tmp_path, text, expected):
@@ -280,3 +314,21 @@ def test_the_place_names_the_subscriber_for_every_key(tmp_path):
 def test_bound_fix_text_is_kept(tmp_path):
     message = error_of(tmp_path, "[digest]\ncatch_up_hours = 0\n")
     assert "[digest]: catch_up_hours = 0 must be above 0 (fix: e.g. catch_up_hours = 12" in message
+
+
+def test_how_often_a_reader_gets_a_digest(tmp_path):
+    text = (
+        '[[subscriber]]\nemail = "a@example.org"\n'
+        '[[subscriber]]\nemail = "b@example.org"\nfrequency = "Weekly"\nweekday = "FRIDAY"\n'
+        '[[subscriber]]\nemail = "c@example.org"\nfrequency = "weekly"\nweekday = "sun"\n'
+        "paused_until = 2026-12-24\n"
+        '[[subscriber]]\nemail = "d@example.org"\npaused_until = " 2026-12-24 "\n'
+    )
+    a, b, c, d = load_config(write(tmp_path, text)).subscribers
+    assert (a.frequency, a.weekday, a.paused_until) == ("daily", "mon", None)
+    assert (b.frequency, b.weekday, b.paused_until) == ("weekly", "fri", None)
+    assert (c.frequency, c.weekday, c.paused_until) == ("weekly", "sun", date(2026, 12, 24))
+    assert d.paused_until == date(2026, 12, 24) and d.frequency == "daily"
+    assert a.cadence == Cadence() and b.cadence == Cadence(4)
+    assert c.cadence == Cadence(6, date(2026, 12, 24))
+    assert d.cadence == Cadence(None, date(2026, 12, 24))

@@ -4,6 +4,7 @@ Renderer's caches and pickling, and template overrides."""
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import re
 from pathlib import Path
@@ -117,6 +118,39 @@ def test_no_keywords_says_most_upvoted_and_how_to_set_a_profile(
         assert "Ranked by: upvotes" in text
         assert "for you today" not in text
     assert out.preheader.startswith("Most upvoted today: ")
+
+
+def test_a_weekly_digest_says_it_is_the_weekly_one(papers: list[Paper], renderer: Renderer) -> None:
+    weekly = dataclasses.replace(make_content(papers[:12], candidates=30), weekly=True)
+    out = renderer.render(weekly)
+    assert out.subject.startswith(f"Your weekly digest: {papers[0].title[:30]}")
+    assert out.subject.endswith(" + 11 more · Fri 12 Jun")
+    assert out.preheader.startswith("This week: ")
+    lead = text_of(out.html, "p.lead")[0]
+    assert re.match(r"Your weekly digest: 12 new papers for you this week, \d+ on [\w ]+", lead)
+    assert lead in " ".join(out.text.split())
+    for text in (" ".join(tree(out.html).text().split()), " ".join(out.text.split())):
+        assert "subscribed to the weekly Paper digest." in text and "today:" not in text
+    assert text_of(out.html, "td.brand")[0].startswith("Weekly paper digest · Fri 12 Jun")
+    # the daily wording is untouched
+    daily = renderer.render(make_content(papers[:12], candidates=30))
+    assert "weekly" not in daily.subject + daily.preheader + daily.text
+    assert "subscribed to the daily Paper digest." in " ".join(daily.text.split())
+    # nothing new, and no keywords: said for the week
+    empty = renderer.render(dataclasses.replace(make_content([], candidates=40), weekly=True))
+    assert empty.subject == "Paper digest: nothing new this week · Fri 12 Jun"
+    assert text_of(empty.html, "p.lead")[0] == (
+        "Your weekly digest: nothing new this week; none of the 40 new papers matched your "
+        "interests."
+    )
+    plain = make_content(papers[:5], profile=[], matched=[], reasons=False)
+    for part in plain.papers:
+        part.matched = []
+    bare = renderer.render(dataclasses.replace(plain, weekly=True))
+    assert text_of(bare.html, "p.lead")[0].startswith(
+        "Your weekly digest: the 5 most upvoted new papers on Hugging Face this week."
+    )
+    assert bare.preheader.startswith("Most upvoted this week: ")
 
 
 # --- each paper ------------------------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.schedule import due_digest, send_instant
+from digest.schedule import DAILY, WEEKDAYS, Cadence, due_digest, send_instant
 
 LA = "America/Los_Angeles"
 BERLIN = "Europe/Berlin"
@@ -163,3 +164,186 @@ def test_quarter_hour_timer_sends_every_date_once_within_the_cadence(zone, send_
     assert len(dates) >= 9
     for run_at, day in sent[1:]:
         assert timedelta(0) <= run_at - send_instant(tz, at, day) < every
+
+
+# --- weekly and paused readers ------------------------------------------------------------------
+
+KIRITIMATI = "Pacific/Kiritimati"  # UTC+14: its Monday morning is Sunday afternoon in UTC
+PAGO_PAGO = "Pacific/Pago_Pago"  # UTC-11: its Monday morning is Monday evening in UTC
+KOLKATA = "Asia/Kolkata"  # UTC+5:30
+
+
+def weekly(day: str, **more) -> Cadence:
+    return Cadence(WEEKDAYS.index(day), **more)
+
+
+def paused(until: str, cadence: Cadence = DAILY) -> Cadence:
+    return dataclasses.replace(cadence, paused_until=d(until))
+
+
+# (zone, send_at, cadence, now UTC, settled dates, catch_up) -> (due date, next send UTC)
+WEEKLY_CASES = [
+    # LA, Sundays at 02:30: the spring change (Sun 2026-03-08) skips 02:30, sent at 03:00 PDT
+    (LA, "02:30", weekly("sun"), "2026-03-08 09:59:59", (), None, "2026-03-01", "2026-03-08 10:00"),
+    (LA, "02:30", weekly("sun"), "2026-03-08 09:59:59", ("2026-03-01",), None, None,
+     "2026-03-08 10:00"),
+    (LA, "02:30", weekly("sun"), "2026-03-08 10:00", ("2026-03-01",), None, "2026-03-08",
+     "2026-03-15 09:30"),
+    # LA, Sundays at 01:30: the autumn change (Sun 2026-11-01) repeats it: the first one counts
+    (LA, "01:30", weekly("sun"), "2026-11-01 08:30", (), None, "2026-11-01", "2026-11-08 09:30"),
+    (LA, "01:30", weekly("sun"), "2026-11-01 09:30", ("2026-11-01",), None, None,
+     "2026-11-08 09:30"),
+    # LA, Mondays at 07:00: 15:00 UTC in winter, 14:00 UTC the Monday after the change
+    (LA, "07:00", weekly("mon"), "2026-03-09 13:59", ("2026-03-02",), None, None,
+     "2026-03-09 14:00"),
+    (LA, "07:00", weekly("mon"), "2026-03-09 14:00", ("2026-03-02",), None, "2026-03-09",
+     "2026-03-16 14:00"),
+    # Berlin, Sundays at 02:30: spring (03-29) skipped -> 03:00 CEST; autumn (10-25) repeated
+    (BERLIN, "02:30", weekly("sun"), "2026-03-29 00:59", ("2026-03-22",), None, None,
+     "2026-03-29 01:00"),
+    (BERLIN, "02:30", weekly("sun"), "2026-03-29 01:00", ("2026-03-22",), None, "2026-03-29",
+     "2026-04-05 00:30"),
+    (BERLIN, "02:30", weekly("sun"), "2026-10-25 00:30", (), None, "2026-10-25", "2026-11-01 01:30"),
+    (BERLIN, "02:30", weekly("sun"), "2026-10-25 01:30", ("2026-10-25",), None, None,
+     "2026-11-01 01:30"),
+    # the weekday is the reader's own: Kiritimati's Monday 07:00 is Sunday 17:00 in UTC
+    (KIRITIMATI, "07:00", weekly("mon"), "2026-06-14 16:59", ("2026-06-08",), None, None,
+     "2026-06-14 17:00"),
+    (KIRITIMATI, "07:00", weekly("mon"), "2026-06-14 17:00", ("2026-06-08",), None, "2026-06-15",
+     "2026-06-21 17:00"),
+    # Pago Pago's Monday 07:00 is Monday 18:00 in UTC; its Sunday 23:30 is Monday 10:30 UTC
+    (PAGO_PAGO, "07:00", weekly("mon"), "2026-06-15 17:59", ("2026-06-08",), None, None,
+     "2026-06-15 18:00"),
+    (PAGO_PAGO, "07:00", weekly("mon"), "2026-06-16 10:00", ("2026-06-08",), None, "2026-06-15",
+     "2026-06-22 18:00"),
+    (PAGO_PAGO, "23:30", weekly("sun"), "2026-06-15 10:30", ("2026-06-07",), None, "2026-06-14",
+     "2026-06-22 10:30"),
+    # Kolkata (+5:30): Monday 04:00 is Sunday 22:30 UTC; on a Wednesday a Friday reader waits
+    (KOLKATA, "04:00", weekly("mon"), "2026-06-14 22:29", ("2026-06-08",), None, None,
+     "2026-06-14 22:30"),
+    (KOLKATA, "04:00", weekly("mon"), "2026-06-14 22:30", ("2026-06-08",), None, "2026-06-15",
+     "2026-06-21 22:30"),
+    (KOLKATA, "07:00", weekly("fri"), "2026-06-17 12:00", ("2026-06-12",), None, None,
+     "2026-06-19 01:30"),
+    # the daemon's catch-up window applies to the weekday's send instant
+    (BERLIN, "07:30", weekly("mon"), "2026-06-15 17:30", (), H12, "2026-06-15", "2026-06-22 05:30"),
+    (BERLIN, "07:30", weekly("mon"), "2026-06-15 17:30:01", (), H12, None, "2026-06-22 05:30"),
+    # a weekly schedule begun on Wednesday owes nothing for that week's Monday
+    (BERLIN, "07:30", weekly("mon", since=utc("2026-06-17 10:00")), "2026-06-18 12:00", (), None,
+     None, "2026-06-22 05:30"),
+    (BERLIN, "07:30", weekly("mon", since=utc("2026-06-17 10:00")), "2026-06-22 05:30", (), None,
+     "2026-06-22", "2026-06-29 05:30"),
+    (BERLIN, "07:30", weekly("mon", since=utc("2026-06-15 05:00")), "2026-06-15 06:00", (), None,
+     "2026-06-15", "2026-06-22 05:30"),
+    # paused until the 20th (a Saturday): nothing up to and including it, the 21st is due
+    (BERLIN, "07:30", paused("2026-06-20"), "2026-06-15 06:00", (), None, None, "2026-06-21 05:30"),
+    (BERLIN, "07:30", paused("2026-06-20"), "2026-06-20 23:00", (), None, None, "2026-06-21 05:30"),
+    (BERLIN, "07:30", paused("2026-06-20"), "2026-06-21 05:29", (), None, None, "2026-06-21 05:30"),
+    (BERLIN, "07:30", paused("2026-06-20"), "2026-06-21 05:30", (), None, "2026-06-21",
+     "2026-06-22 05:30"),
+    # paused weekly: the first weekday after the pause; a pause ending on the weekday holds it
+    (BERLIN, "07:30", paused("2026-06-17", weekly("mon")), "2026-06-18 12:00", (), None, None,
+     "2026-06-22 05:30"),
+    (BERLIN, "07:30", paused("2026-06-17", weekly("mon")), "2026-06-22 05:30", (), None,
+     "2026-06-22", "2026-06-29 05:30"),
+    (BERLIN, "07:30", paused("2026-06-22", weekly("mon")), "2026-06-22 06:00", (), None, None,
+     "2026-06-29 05:30"),
+    # a pause ending across DST and far from UTC
+    (LA, "07:00", paused("2026-03-07"), "2026-03-08 13:59", (), None, None, "2026-03-08 14:00"),
+    (LA, "07:00", paused("2026-03-07"), "2026-03-08 14:00", (), None, "2026-03-08",
+     "2026-03-09 14:00"),
+    (KIRITIMATI, "07:00", paused("2026-06-14"), "2026-06-13 17:00", (), None, None,
+     "2026-06-14 17:00"),
+    (KIRITIMATI, "07:00", paused("2026-06-14"), "2026-06-14 17:00", (), None, "2026-06-15",
+     "2026-06-15 17:00"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("zone", "send_at", "cadence", "now", "settled", "catch_up", "due", "next_at"), WEEKLY_CASES
+)
+def test_due_digest_weekly_and_paused(zone, send_at, cadence, now, settled, catch_up, due, next_at):
+    result = due_digest(
+        ZoneInfo(zone),
+        time.fromisoformat(send_at),
+        utc(now),
+        {d(s) for s in settled},
+        catch_up=catch_up,
+        cadence=cadence,
+    )
+    assert result.date == (d(due) if due else None)
+    assert result.next_at == utc(next_at)
+    # the coming digest's date is the local date of its send instant, on the weekday
+    assert result.next_date == result.next_at.astimezone(ZoneInfo(zone)).date()
+    assert cadence.sends_on(result.next_date)
+    if due is None and cadence.paused_until is None and not settled and catch_up is None:
+        assert result.missed is None  # not owed (before the schedule began), not missed
+
+
+def test_a_paused_reader_is_told_until_when():
+    result = due_digest(ZoneInfo(BERLIN), time(7, 30), utc("2026-06-15 06:00"), cadence=paused(
+        "2026-06-20"))  # fmt: skip
+    assert result.paused_until == d("2026-06-20") and not result.settled and result.missed is None
+    assert result.last == d("2026-06-15")  # the date the pause holds back
+
+
+def test_cadence_of_reader_settings():
+    assert Cadence.of("daily", "fri", None) == DAILY  # the weekday means nothing for daily
+    assert Cadence.of("weekly", "fri", d("2026-12-24")) == Cadence(4, d("2026-12-24"))
+    assert Cadence.of("weekly", "sun", None).describe() == "weekly on Sunday"
+    with pytest.raises(ValueError):
+        Cadence.of("paused", "mon", None)
+
+
+def _weekly_timer(zone, send_at, cadence, first_run, runs, every):
+    tz, at = ZoneInfo(zone), time.fromisoformat(send_at)
+    settled: set[date] = set()
+    sent = []
+    for i in range(runs):
+        now = first_run + i * every
+        due = due_digest(tz, at, now, settled, cadence=cadence)
+        if due.date is not None:
+            settled.add(due.date)
+            sent.append((now, due.date))
+    return sent
+
+
+@pytest.mark.parametrize("zone", [LA, BERLIN, KIRITIMATI, PAGO_PAGO, KOLKATA])
+@pytest.mark.parametrize("send_at", ["01:30", "02:30", "23:45"])
+@pytest.mark.parametrize("day", ["sun", "mon"])
+@pytest.mark.parametrize("first_run", ["2026-03-01 00:00", "2026-10-18 00:00"])
+def test_half_hour_timer_sends_one_weekly_digest_a_week_across_dst(zone, send_at, day, first_run):
+    """Five weeks of a 30-minute timer over a DST change (each on a Sunday): one digest a
+    week, each on the reader's local weekday, consecutive weeks, within the cadence."""
+    tz, at = ZoneInfo(zone), time.fromisoformat(send_at)
+    cadence = weekly(day, since=utc(first_run))
+    every = timedelta(minutes=30)
+    sent = _weekly_timer(zone, send_at, cadence, utc(first_run), 5 * 7 * 48, every)
+    dates = [sent_date for _, sent_date in sent]
+    start, end = utc(first_run), utc(first_run) + 5 * 7 * 48 * every
+    local = start.astimezone(tz).date() - timedelta(days=1)
+    expected = [  # every weekday whose send instant the timer's span holds, once
+        day
+        for day in (local + timedelta(days=i) for i in range(40))
+        if cadence.sends_on(day) and start <= send_instant(tz, at, day) <= end - every
+    ]
+    assert dates == expected
+    assert len(dates) >= 4 and dates == [dates[0] + timedelta(weeks=i) for i in range(len(dates))]
+    for run_at, sent_date in sent:
+        assert timedelta(0) <= run_at - send_instant(tz, at, sent_date) < every
+
+
+@pytest.mark.parametrize(
+    ("zone", "send_at", "first_run"),
+    [(LA, "07:00", "2026-02-26 07:00"), (BERLIN, "07:30", "2026-10-08 07:00"),
+     (KIRITIMATI, "07:00", "2026-06-01 07:00")],
+)  # fmt: skip
+def test_daily_timer_sends_weekly_digests_on_their_weekday_across_dst(zone, send_at, first_run):
+    """A timer at 07:00 UTC for four weeks: four weekly digests, none early, none a day late."""
+    tz, at = ZoneInfo(zone), time.fromisoformat(send_at)
+    cadence = weekly("sun", since=utc(first_run))
+    sent = _weekly_timer(zone, send_at, cadence, utc(first_run), 28, timedelta(days=1))
+    dates = [sent_date for _, sent_date in sent]
+    assert len(dates) == 4 and dates == [dates[0] + timedelta(weeks=i) for i in range(4)]
+    for run_at, sent_date in sent:
+        assert timedelta(0) <= run_at - send_instant(tz, at, sent_date) < timedelta(days=1)

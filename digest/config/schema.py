@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, replace
-from datetime import time
+from datetime import date, time
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from digest.config import values
 from digest.config.values import Reader
 from digest.errors import ConfigError
 from digest.location import StateLocation
+from digest.schedule import Cadence
 
 SOURCE_TYPES = ("hf-papers", "hf-api", "feed")
 SOURCE_URLS = {
@@ -236,10 +237,20 @@ class Subscriber:
         (), values.text_list, check=values.likes, most=MOST_LIKES, longest=LONGEST_LINK
     )
     min_score: float = _inherited("min_score")
+    # How often: "daily", or "weekly" on `weekday` (the reader's local day; ignored when
+    # daily); no digest for local dates up to and including paused_until.
+    frequency: str = setting("daily", check=values.frequency, longest=16)
+    weekday: str = setting("mon", check=values.weekday, longest=16)
+    paused_until: date | None = setting(None, values.day)
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def cadence(self) -> Cadence:
+        """What the schedule (digest.schedule) needs of frequency, weekday and paused_until."""
+        return Cadence.of(self.frequency, self.weekday, self.paused_until)
 
 
 @dataclass(frozen=True)

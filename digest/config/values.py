@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import time
+from datetime import date, datetime, time
 from email.policy import SMTP
 from importlib import resources
 from pathlib import Path
@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from digest.errors import ConfigError
 from digest.ids import normalise_arxiv_id
 from digest.location import BadLocation, StateLocation
+from digest.schedule import FREQUENCIES, WEEKDAYS
 
 # ASCII addresses only: a non-ASCII one would need SMTPUTF8, which most servers do not offer.
 _EMAIL = re.compile(
@@ -31,6 +32,7 @@ _EMAIL = re.compile(
     r"(?:\.[A-Za-z0-9-]+)+$"
 )
 _SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _HOSTNAME = re.compile(
@@ -119,6 +121,52 @@ def clock(place: Place, key: str, value: Any) -> time:
             f"{key} = {shown(value)} is not a time", fix='write it as "HH:MM", e.g. "07:30"'
         )
     return time(int(match.group(1)), int(match.group(2)))
+
+
+def day(place: Place, key: str, value: Any) -> date:
+    """A calendar date: a TOML date (paused_until = 2026-12-24) or "YYYY-MM-DD"."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DATE.match(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise place.error(
+        f"{key} = {shown(value)} is not a date", fix='write it as "YYYY-MM-DD", e.g. "2026-12-24"'
+    )
+
+
+def frequency(place: Place, key: str, value: str) -> str:
+    """ "daily" or "weekly" (any case); a pause is paused_until, not a frequency."""
+    word = value.lower()
+    if word in FREQUENCIES:
+        return word
+    if word == "paused":
+        raise place.error(
+            f'{key} = "paused" is not a frequency',
+            fix='keep frequency = "daily" or "weekly" and set paused_until = "YYYY-MM-DD"',
+        )
+    raise place.error(
+        f"{key} = {shown(value)} is not one of {', '.join(FREQUENCIES)}",
+        fix='set frequency = "daily", or "weekly" with weekday = "mon" (or another day)',
+    )
+
+
+def weekday(place: Place, key: str, value: str) -> str:
+    """ "mon".."sun", or the day's full English name, in any case: kept as "mon".."sun"."""
+    word = value.lower()
+    for short in WEEKDAYS:
+        if word == short or (len(word) > 3 and _DAY_NAMES[short] == word):
+            return short
+    raise place.error(
+        f"{key} = {shown(value)} is not a day of the week",
+        fix=f"write one of {', '.join(repr(d) for d in WEEKDAYS)}",
+    )
+
+
+_DAY_NAMES = dict(zip(WEEKDAYS, ("monday", "tuesday", "wednesday", "thursday", "friday",
+                                 "saturday", "sunday"), strict=True))  # fmt: skip
 
 
 def term_weights(place: Place, key: str, value: Any) -> dict[str, float]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from digest.schedule import Due, due_digest
+from digest.schedule import Cadence, Due, due_digest
 from digest.store import ReaderSchedule, Store, due_now
 
 GroupKey = tuple[str, time]  # (time zone name, send_at)
@@ -44,10 +44,15 @@ def group_label(key: GroupKey) -> str:
 
 
 def next_wakeups(readers: Sequence[ReaderSchedule], now: datetime) -> dict[GroupKey, datetime]:
-    """Each distinct (time zone, send_at) and its next send instant after `now`."""
+    """Each distinct (time zone, send_at) and its next send instant after `now`: the earliest
+    of its readers' (a group of weekly or paused readers only wakes when one of them is due)."""
     wakeups: dict[GroupKey, datetime] = {}
+    seen: set[tuple[GroupKey, Cadence]] = set()
     for reader in readers:
-        key = group_key(reader)
-        if key not in wakeups:
-            wakeups[key] = due_digest(ZoneInfo(key[0]), key[1], now).next_at
+        key, cadence = group_key(reader), reader.cadence
+        if (key, cadence) in seen:
+            continue
+        seen.add((key, cadence))
+        at = due_digest(ZoneInfo(key[0]), key[1], now, cadence=cadence).next_at
+        wakeups[key] = min(at, wakeups.get(key, at))
     return wakeups

@@ -87,8 +87,15 @@ class _Wakeups:
             await self.daemon.tick("send time")
         finally:
             if not self.daemon.stop.is_set():
-                at = due_digest(ZoneInfo(key[0]), key[1], self.daemon.clock()).next_at
-                self._arm_group(key, at)
+                # The group's next instant among its readers' cadences (weekly, paused); a
+                # daily one when the state cannot say: never later than any of theirs.
+                now = self.daemon.clock()
+                try:
+                    at = self.daemon.next_wakeups(now).get(key)
+                except DigestError as exc:
+                    log.warning("send %s: cannot read the schedules: %s", group_label(key), exc)
+                    at = None
+                self._arm_group(key, at or due_digest(ZoneInfo(key[0]), key[1], now).next_at)
 
 
 async def serve(daemon: Daemon) -> int:

@@ -71,8 +71,9 @@ class Renderer:
         titles = [p.title for p in papers]
         ranked = bool(content.profile) or any(r.matched or r.reasons for r in content.papers)
         topics = words.topic_counts([_topic(r) for r in content.papers])
-        subject = words.subject(titles, content.digest_date)
-        preheader = words.preheader(titles, topics, ranked=ranked)
+        weekly = content.weekly
+        subject = words.subject(titles, content.digest_date, weekly=weekly)
+        preheader = words.preheader(titles, topics, ranked=ranked, weekly=weekly)
         chosen = {p.id for p in papers}
         trending = [self.clean(p) for p in content.trending if p.id not in chosen][:TRENDING_MAX]
         address = content.unsubscribe_mailto
@@ -89,8 +90,13 @@ class Renderer:
             "candidates": content.candidates_count,
             "ranked": ranked,
             "lead": words.lead_in(
-                len(papers), topics, ranked=ranked, candidates=content.candidates_count
+                len(papers),
+                topics,
+                ranked=ranked,
+                candidates=content.candidates_count,
+                weekly=weekly,
             ),
+            "weekly": weekly,
             "toc": [(n, p.short_title) for n, p in enumerate(papers, 1)],
             "trending": [t for t in trending if t.url],
             "profile_line": words.profile_line([(clean(t, 80), w) for t, w in content.profile]),

@@ -48,6 +48,8 @@ from digest.web.tokens import require_secret
 
 log = logging.getLogger(__name__)
 
+WEEK_DAYS = 7  # the papers a weekly digest ranks are mostly this recent
+
 
 def send_now(
     config: Config,
@@ -298,7 +300,10 @@ def _context(
 ) -> RunContext:
     # Index and embed the papers the run's subscribers may get, once (embeddings are stored);
     # an older candidate is prepared when it comes up. A run that ranks nothing indexes nothing.
-    papers = [] if idle else run_papers(store, lookback_days=config.digest.lookback_days, now=now)
+    days = config.digest.lookback_days
+    if any(d.date is not None and sub.cadence.weekly for sub, d in due):
+        days = max(days, WEEK_DAYS)  # a weekly digest ranks the week's papers: all at once
+    papers = [] if idle else run_papers(store, lookback_days=days, now=now)
     ranker = Ranker.for_run(
         store,
         papers,

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from digest.clock import iso
 from digest.config import Subscriber
+from digest.schedule import Cadence
 from digest.store.db import Database, Row
 
 FEEDBACK_KINDS = ("like", "dislike")
@@ -134,7 +135,7 @@ class ReaderStore:
 # --- readers kept in the state ----------------------------------------------------------------
 
 ORIGINS = ("config", "signup", "import")
-_READER_COLUMNS = "subscriber, name, profile, timezone, send_at"
+_READER_COLUMNS = "subscriber, name, profile, timezone, send_at, frequency, weekday, paused_until"
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,17 @@ class ReaderSchedule:
     email: str
     timezone: str
     send_at: time
+    frequency: str = "daily"  # or "weekly", on `weekday`
+    weekday: str = "mon"
+    paused_until: date | None = None
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def cadence(self) -> Cadence:
+        return Cadence.of(self.frequency, self.weekday, self.paused_until)
 
 
 @dataclass(frozen=True)
@@ -162,10 +170,12 @@ class ReaderListing:
     send_at: str
     unsubscribed_at: str | None
     first_seen: str
+    schedule: str = "daily"  # "weekly on Friday (paused until 2026-12-24)", ...
 
 
 def profile_json(sub: Subscriber) -> str:
-    """The reader's settings as the state keeps them (timezone and send_at have columns)."""
+    """The reader's settings as the state keeps them (timezone, send_at, frequency, weekday
+    and paused_until have columns: the schedule reads them without the profiles)."""
     profile = {
         "keywords": dict(sub.keywords),
         "exclude": list(sub.exclude),
@@ -179,7 +189,7 @@ def profile_json(sub: Subscriber) -> str:
 
 
 def reader_from_row(row: Row) -> Subscriber:
-    email, name, profile, timezone, send_at = row
+    email, name, profile, timezone, send_at, frequency, weekday, paused_until = row
     data = json.loads(profile)
     return Subscriber(
         email=email,
@@ -193,6 +203,9 @@ def reader_from_row(row: Row) -> Subscriber:
         upvote_boost=float(data.get("upvote_boost", 0.0)),
         timezone=timezone,
         send_at=_hhmm(send_at),
+        frequency=frequency,
+        weekday=weekday,
+        paused_until=_day(paused_until),
     )
 
 
@@ -217,6 +230,9 @@ class ReaderProfiles:
                 profile_json(sub),
                 sub.timezone,
                 f"{sub.send_at:%H:%M}",
+                sub.frequency,
+                sub.weekday,
+                sub.paused_until.isoformat() if sub.paused_until else "",
                 origin,
                 stamp,
             )
@@ -228,18 +244,30 @@ class ReaderProfiles:
             for row in rows:
                 cur = db.execute(
                     "INSERT INTO subscribers (subscriber, name, profile, timezone, send_at, "
-                    "origin, updated_at, start_seq, first_seen, active, added) "
-                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, {NEXT_ADDED}) "
+                    "frequency, weekday, paused_until, origin, updated_at, start_seq, "
+                    "first_seen, schedule_since, active, added) "
+                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, {NEXT_ADDED}) "
                     "ON CONFLICT (subscriber) DO UPDATE SET name = excluded.name, "
                     "profile = excluded.profile, timezone = excluded.timezone, "
                     "send_at = excluded.send_at, origin = excluded.origin, active = 1, "
-                    "updated_at = excluded.updated_at WHERE subscribers.active = 0 "
+                    "updated_at = excluded.updated_at, "
+                    # a new frequency or weekday is a new schedule: it owes nothing before now
+                    "schedule_since = CASE WHEN subscribers.schedule_since = '' "
+                    "OR subscribers.frequency <> excluded.frequency "
+                    "OR subscribers.weekday <> excluded.weekday "
+                    "THEN excluded.schedule_since ELSE subscribers.schedule_since END, "
+                    "frequency = excluded.frequency, weekday = excluded.weekday, "
+                    "paused_until = excluded.paused_until "
+                    "WHERE subscribers.active = 0 "
                     "OR subscribers.origin <> excluded.origin "
                     "OR subscribers.profile <> excluded.profile "
                     "OR subscribers.name <> excluded.name "
                     "OR subscribers.timezone <> excluded.timezone "
-                    "OR subscribers.send_at <> excluded.send_at",
-                    (*row, start, stamp),
+                    "OR subscribers.send_at <> excluded.send_at "
+                    "OR subscribers.frequency <> excluded.frequency "
+                    "OR subscribers.weekday <> excluded.weekday "
+                    "OR subscribers.paused_until <> excluded.paused_until",
+                    (*row, start, stamp, stamp),
                 )
                 changed += max(cur.rowcount, 0)
         return changed
@@ -293,22 +321,39 @@ class ReaderProfiles:
         return sorted(readers, key=lambda r: r.email)
 
     def reader_schedules(self) -> list[ReaderSchedule]:
-        """Every active reader's time zone and send time (light: no profiles)."""
+        """Every active reader's time zone, send time and cadence (light: no profiles)."""
         rows = self.db.execute(
-            "SELECT subscriber, timezone, send_at FROM subscribers WHERE active = 1 "
-            "ORDER BY subscriber"
+            "SELECT subscriber, timezone, send_at, frequency, weekday, paused_until "
+            "FROM subscribers WHERE active = 1 ORDER BY subscriber"
         )
-        return [ReaderSchedule(email, tz, _hhmm(send_at)) for email, tz, send_at in rows]
+        return [
+            ReaderSchedule(email, tz, _hhmm(send_at), frequency, weekday, _day(paused))
+            for email, tz, send_at, frequency, weekday, paused in rows
+        ]
+
+    def schedule_starts(self, emails: Sequence[str]) -> dict[str, datetime]:
+        """When each of these readers' schedule began (they joined, or last changed frequency
+        or weekday): lowercased email -> aware UTC. A weekly send instant before it is not
+        owed (digest.schedule.Cadence.since)."""
+        rows = self.db.select_in(
+            "SELECT subscriber, schedule_since FROM subscribers WHERE subscriber IN ({marks})",
+            sorted({e.lower() for e in emails}),
+        )
+        return {str(email): datetime.fromisoformat(since) for email, since in rows if since}
 
     def reader_listing(self) -> list[ReaderListing]:
         rows = self.db.execute(
             "SELECT subscriber, name, origin, active, timezone, send_at, unsubscribed_at, "
-            "first_seen FROM subscribers ORDER BY subscriber"
+            "first_seen, frequency, weekday, paused_until FROM subscribers ORDER BY subscriber"
         )
-        return [
-            ReaderListing(email, name, origin, bool(active), tz, send_at, left, first)
-            for email, name, origin, active, tz, send_at, left, first in rows
-        ]
+        listing = []
+        for *head, frequency, weekday, paused in rows:
+            schedule = Cadence.of(frequency, weekday, _day(paused)).describe()
+            email, name, origin, active, tz, send_at, left, first = head
+            listing.append(
+                ReaderListing(email, name, origin, bool(active), tz, send_at, left, first, schedule)
+            )
+        return listing
 
 
 def _start_seq(db: Database, now: datetime, lookback_days: int) -> int:
@@ -324,3 +369,7 @@ def _start_seq(db: Database, now: datetime, lookback_days: int) -> int:
 def _hhmm(text: str) -> time:
     hour, minute = (int(part) for part in text.split(":"))
     return time(hour, minute)
+
+
+def _day(text: str) -> date | None:
+    return date.fromisoformat(text) if text else None

@@ -158,4 +158,19 @@ POSTGRES: list[tuple[str, str]] = [
         CREATE TABLE reader_models (subscriber TEXT PRIMARY KEY, model BYTEA NOT NULL);
         """,
     ),
+    (
+        "reader schedules: daily or weekly on a weekday, paused until a date",
+        """
+        -- How often a reader gets a digest (digest.schedule.Cadence): 'daily' or 'weekly' on
+        -- `weekday` ('mon'..'sun', the reader's local day); none for local dates up to and
+        -- including paused_until ('YYYY-MM-DD', or '' for none). schedule_since: when the reader
+        -- joined or last changed frequency or weekday; a weekly send instant before it is not
+        -- owed (the first weekly digest goes out on the next weekday, never at once).
+        ALTER TABLE subscribers ADD COLUMN frequency TEXT NOT NULL DEFAULT 'daily';
+        ALTER TABLE subscribers ADD COLUMN weekday TEXT NOT NULL DEFAULT 'mon';
+        ALTER TABLE subscribers ADD COLUMN paused_until TEXT NOT NULL DEFAULT '';
+        ALTER TABLE subscribers ADD COLUMN schedule_since TEXT NOT NULL DEFAULT '';
+        UPDATE subscribers SET schedule_since = first_seen;
+        """,
+    ),
 ]
