@@ -63,7 +63,7 @@ from zoneinfo import ZoneInfo
 
 _Date = date  # `Due.date` shadows the type inside the class body
 
-FREQUENCIES = ("daily", "weekly")
+FREQUENCIES = ("daily", "weekly", "paused")  # "paused": daily after paused_until
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
 
 
@@ -79,7 +79,8 @@ class Cadence:
 
     @classmethod
     def of(cls, frequency: str, weekday: str, paused_until: _Date | None) -> Cadence:
-        """From a reader's settings: frequency "daily" | "weekly", weekday "mon".."sun"."""
+        """From a reader's settings: frequency "daily" | "weekly" | "paused" (daily after
+        paused_until), weekday "mon".."sun"."""
         if frequency not in FREQUENCIES:
             raise ValueError(frequency)
         day = WEEKDAYS.index(weekday) if frequency == "weekly" else None

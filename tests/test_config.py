@@ -156,13 +156,12 @@ def test_local_source_path_is_relative_to_the_config(tmp_path):
         ('colour = "blue"\n', "top level: unknown key 'colour'"),
         (
             '[[subscriber]]\nemail = "a@example.org"\nfrequency = "monthly"\n',
-            "(a@example.org): frequency = 'monthly' is not one of daily, weekly (fix: set "
+            "(a@example.org): frequency = 'monthly' is not one of daily, weekly, paused (fix: set "
             'frequency = "daily", or "weekly" with weekday = "mon"',
         ),
         (
             '[[subscriber]]\nemail = "a@example.org"\nfrequency = "paused"\n',
-            'frequency = "paused" is not a frequency (fix: keep frequency = "daily" or "weekly" '
-            'and set paused_until = "YYYY-MM-DD")',
+            'frequency = "paused" needs the date it ends (fix: add paused_until = "YYYY-MM-DD"',
         ),
         ('[[subscriber]]\nemail = "a@example.org"\nfrequency = 7\n', "frequency must be a string"),
         (

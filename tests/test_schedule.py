@@ -291,8 +291,10 @@ def test_cadence_of_reader_settings():
     assert Cadence.of("daily", "fri", None) == DAILY  # the weekday means nothing for daily
     assert Cadence.of("weekly", "fri", d("2026-12-24")) == Cadence(4, d("2026-12-24"))
     assert Cadence.of("weekly", "sun", None).describe() == "weekly on Sunday"
+    # DESIGN's frequency = "paused" (with paused_until): daily once the pause ends
+    assert Cadence.of("paused", "mon", d("2026-12-24")) == Cadence(None, d("2026-12-24"))
     with pytest.raises(ValueError):
-        Cadence.of("paused", "mon", None)
+        Cadence.of("monthly", "mon", None)
 
 
 def _weekly_timer(zone, send_at, cadence, first_run, runs, every):

@@ -330,7 +330,13 @@ def parse_reader(
         email = read_field(place, table, Subscriber, "email")
     place = place.at(f"{place.table} ({email})")  # every later message says whose entry
     inherited = {f.name: getattr(digest, f.name) for f, s in _settings(Subscriber) if s.inherit}
-    return Subscriber(**read_settings(place, table, Subscriber, inherited))
+    reader = Subscriber(**read_settings(place, table, Subscriber, inherited))
+    if reader.frequency == "paused" and reader.paused_until is None:
+        raise place.error(
+            'frequency = "paused" needs the date it ends',
+            fix='add paused_until = "YYYY-MM-DD" (digests start again the day after)',
+        )
+    return reader
 
 
 def _web(place: Place, table: Any) -> WebConfig:

@@ -138,15 +138,11 @@ def day(place: Place, key: str, value: Any) -> date:
 
 
 def frequency(place: Place, key: str, value: str) -> str:
-    """ "daily" or "weekly" (any case); a pause is paused_until, not a frequency."""
+    """ "daily", "weekly" or "paused" (any case). "paused" (with paused_until) is daily once
+    the pause ends; paused_until alone pauses a daily or weekly reader the same way."""
     word = value.lower()
     if word in FREQUENCIES:
         return word
-    if word == "paused":
-        raise place.error(
-            f'{key} = "paused" is not a frequency',
-            fix='keep frequency = "daily" or "weekly" and set paused_until = "YYYY-MM-DD"',
-        )
     raise place.error(
         f"{key} = {shown(value)} is not one of {', '.join(FREQUENCIES)}",
         fix='set frequency = "daily", or "weekly" with weekday = "mon" (or another day)',
