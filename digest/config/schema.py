@@ -22,6 +22,8 @@ from digest.config.values import Reader
 from digest.errors import ConfigError
 from digest.location import StateLocation
 
+FREQUENCIES = ("daily", "weekly")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SOURCE_TYPES = ("hf-papers", "hf-api", "feed")
 SOURCE_URLS = {
     "hf-papers": "https://huggingface.co/papers",
@@ -236,6 +238,10 @@ class Subscriber:
         (), values.text_list, check=values.likes, most=MOST_LIKES, longest=LONGEST_LINK
     )
     min_score: float = _inherited("min_score")
+    # how often: every day, or once a week on `weekday`; none at all until paused_until
+    frequency: str = setting("daily", choices=FREQUENCIES)
+    weekday: str = setting("mon", choices=WEEKDAYS)
+    paused_until: str = setting("", check=values.iso_day, longest=10)  # "YYYY-MM-DD" or ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -254,6 +260,10 @@ class WebConfig:
     )
     listen: str = setting("127.0.0.1:8080", check=values.listen, longest=LONGEST_URL)
     secret_env: str = setting("DIGEST_WEB_SECRET", check=values.env_name, longest=LONGEST_NAME)
+    # the config's own readers may edit their interests on the profile page (which then wins
+    # over their [[subscriber]] table for the fields they changed); readers who signed up or
+    # were imported always may
+    profile_edit: bool = setting(False, values.flag)
 
     @property
     def listen_host(self) -> str:

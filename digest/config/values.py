@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import time
+from datetime import date, time
 from email.policy import SMTP
 from importlib import resources
 from pathlib import Path
@@ -319,6 +319,18 @@ def listen(place: Place, key: str, value: str) -> str:
             fix='write it as "127.0.0.1:8080" (the reverse proxy connects there)',
         )
     return value
+
+
+def iso_day(place: Place, key: str, value: str) -> str:
+    """A date as "YYYY-MM-DD" ("" for none)."""
+    if value == "":
+        return value
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value).isoformat()
+    except ValueError:
+        pass
+    raise place.error(f"{key} = {shown(value)} is not a date", fix='write it as "YYYY-MM-DD"')
 
 
 def likes(place: Place, key: str, entries: tuple[str, ...]) -> tuple[str, ...]:

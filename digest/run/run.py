@@ -197,7 +197,10 @@ def _readers(config: Config, store: Store, options: RunOptions, now: datetime) -
     the readers it lists), then everyone active, or those --only names."""
     if options.sync_readers:
         store.sync_config_readers(
-            config.subscribers, now=now, lookback_days=config.digest.lookback_days
+            config.subscribers,
+            now=now,
+            lookback_days=config.digest.lookback_days,
+            page_edits=config.web is not None and config.web.profile_edit,
         )
     if not options.only:
         return store.active_readers()

@@ -9,8 +9,8 @@ let its papers fall out of the window.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -175,6 +175,11 @@ def profile_json(sub: Subscriber) -> str:
         "min_score": sub.min_score,
         "upvote_boost": sub.upvote_boost,
     }
+    # how often (only when not the default, so profiles saved before read the same)
+    if sub.frequency != "daily":
+        profile["frequency"], profile["weekday"] = sub.frequency, sub.weekday
+    if sub.paused_until:
+        profile["paused_until"] = sub.paused_until
     return json.dumps(profile, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
@@ -191,9 +196,64 @@ def reader_from_row(row: Row) -> Subscriber:
         max_papers=int(data.get("max_papers", 15)),
         min_score=float(data.get("min_score", 0.3)),
         upvote_boost=float(data.get("upvote_boost", 0.0)),
+        frequency=str(data.get("frequency", "daily")),
+        weekday=str(data.get("weekday", "mon")),
+        paused_until=str(data.get("paused_until", "")),
         timezone=timezone,
         send_at=_hhmm(send_at),
     )
+
+
+# What the profile page may change, and how each is kept in JSON (send_at as "HH:MM").
+EDITABLE = (
+    "keywords",
+    "exclude",
+    "authors",
+    "max_papers",
+    "min_score",
+    "timezone",
+    "send_at",
+    "frequency",
+    "weekday",
+    "paused_until",
+)
+
+
+def edits_between(base: Subscriber, edited: Subscriber) -> dict[str, object]:
+    """The editable fields where `edited` differs from `base`, as JSON values."""
+    out: dict[str, object] = {}
+    for name in EDITABLE:
+        value = getattr(edited, name)
+        if value != getattr(base, name):
+            out[name] = _json_value(value)
+    return out
+
+
+def apply_edits(sub: Subscriber, edits: dict[str, object]) -> Subscriber:
+    """`sub` with these page edits (from edits_between) in place of its own values."""
+    changes: dict[str, object] = {}
+    for name, value in edits.items():
+        if name not in EDITABLE:
+            continue  # a field a later version no longer lets the page change
+        if name == "send_at":
+            changes[name] = _hhmm(str(value))
+        elif name in ("exclude", "authors"):
+            changes[name] = tuple(str(v) for v in value) if isinstance(value, list) else ()
+        elif name == "keywords":
+            changes[name] = dict(value) if isinstance(value, dict) else {}
+        else:
+            changes[name] = value
+    return replace(sub, **changes) if changes else sub  # type: ignore[arg-type]
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, time):
+        return f"{value:%H:%M}"
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
 
 
 class ReaderProfiles:
@@ -245,10 +305,19 @@ class ReaderProfiles:
         return changed
 
     def sync_config_readers(
-        self, readers: Sequence[Subscriber], *, now: datetime, lookback_days: int
+        self,
+        readers: Sequence[Subscriber],
+        *,
+        now: datetime,
+        lookback_days: int,
+        page_edits: bool = False,
     ) -> None:
         """The config's [[subscriber]] tables, into the state: the config wins for the readers
-        it lists; a reader it no longer lists is deactivated (history kept)."""
+        it lists; a reader it no longer lists is deactivated (history kept). `page_edits`
+        ([web] profile_edit): what a reader changed on the profile page wins over their table
+        for the fields they changed (the rest is the config's)."""
+        if page_edits:
+            readers = self.with_page_edits(readers)
         self.save_readers(readers, origin="config", now=now, lookback_days=lookback_days)
         listed = {sub.email.lower() for sub in readers}
         gone = [
@@ -260,6 +329,15 @@ class ReaderProfiles:
         ]
         if gone:
             self.deactivate_readers(gone, now=now)
+
+    def with_page_edits(self, readers: Sequence[Subscriber]) -> list[Subscriber]:
+        """These readers with what each changed on the profile page applied."""
+        rows = self.db.select_in(
+            "SELECT subscriber, edits FROM profile_edits WHERE subscriber IN ({marks})",
+            [sub.email.lower() for sub in readers],
+        )
+        edits = {str(email): json.loads(text) for email, text in rows}
+        return [apply_edits(sub, edits.get(sub.email.lower(), {})) for sub in readers]
 
     def deactivate_readers(self, emails: Sequence[str], *, now: datetime) -> int:
         """No more digests for these readers; their history stays. Returns how many were
