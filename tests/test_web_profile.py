@@ -61,7 +61,10 @@ def call(app: Any, method: str, url: str, **kwargs: Any) -> httpx.Response:
     return asyncio.run(go())
 
 
-def link(config, email: str = ADA, issued: date = NOW.date()) -> str:
+TODAY = NOW.date()
+
+
+def link(config, email: str = ADA, issued: date = TODAY) -> str:
     return profile_url(config.web, SECRET.encode(), email, issued).removeprefix(BASE)
 
 

@@ -22,6 +22,7 @@ writes the reader's row at once, so the next digest uses it; a preview writes no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -225,10 +226,8 @@ class ProfileSide:
             ref = token_ref(token, ("profile",))
             if ref is not None and self.readers.lookup(ref) is None:
                 await self.state.read(self.readers.learn_from, ref)
-                try:
+                with contextlib.suppress(InvalidToken):
                     claim = read_token(self.secret, token, ("profile",), self.readers)
-                except InvalidToken:
-                    pass
         if claim is None:
             raise ProfileRefused(pages.invalid_link())
         if not _still_valid(claim.subject, self.clock().date()):

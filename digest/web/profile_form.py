@@ -26,7 +26,11 @@ from digest.store.readers import EDITABLE
 PLACE = Place(file="profile", table="page", base=Path("."))
 LIST_FIELDS = ("exclude", "authors")
 WEEKDAY_NAMES = dict(
-    zip(WEEKDAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))
+    zip(
+        WEEKDAYS,
+        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+        strict=True,
+    )
 )
 
 
