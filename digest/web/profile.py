@@ -39,6 +39,7 @@ from starlette.responses import HTMLResponse, Response
 from digest.config import Config, Subscriber
 from digest.config.values import _EMAIL as EMAIL_PATTERN
 from digest.deliver import Mailer, OutgoingMail, SendOutcome, Stop
+from digest.errors import DigestError
 from digest.message import make_message_id
 from digest.rank import Ranker
 from digest.render.clean import safe_url
@@ -205,9 +206,13 @@ class ProfileSide:
         await queue.put(mail)
         await queue.put(None)
         outcomes: list[SendOutcome] = []
-        await self.mailer.deliver_stream(
-            queue, on_attempt=lambda m: None, on_outcome=outcomes.append, stop=Stop.new()
-        )
+        try:
+            await self.mailer.deliver_stream(
+                queue, on_attempt=lambda m: None, on_outcome=outcomes.append, stop=Stop.new()
+            )
+        except (DigestError, OSError) as exc:  # after the answer: only the log can say it
+            log.warning("web: the profile link to %s was not mailed: %s", address, exc)
+            return
         log.info("web: profile link mailed to %s: %s", address, [o.status for o in outcomes])
 
     # --- helpers ----------------------------------------------------------------------------
