@@ -22,7 +22,15 @@ from digest.web.guard import CSP
 from digest.web.links import PROFILE_LINK_DAYS, profile_url
 from digest.web.tokens import make_token
 from tests.support.helpers import write_config
-from tests.support.webtools import SECRET
+from tests.support.webtools import (
+    DAY1,
+    SECRET,
+    WebWorld,
+    html_of,
+    links_with_prefix,
+    running_server,
+    text_of,
+)
 
 NOW = datetime(2026, 6, 12, 9, 30, tzinfo=UTC)
 BASE = "http://127.0.0.1:8080"
@@ -301,3 +309,56 @@ def test_send_me_my_link_answers_the_same_and_mails_only_known_readers(config):
     assert call(app, "GET", url.group().decode().removeprefix(BASE)).status_code == 200
     call(app, "POST", "/p", data={"email": ADA})  # again at once: not mailed again
     assert len(mails.sent) == 1
+
+
+# --- over the wire: a received digest's link, a real server, the next send-now --------------
+
+
+@pytest.fixture
+def world(tmp_path, http_server, smtp_server, monkeypatch):
+    monkeypatch.setenv("DIGEST_WEB_SECRET", SECRET)
+    world = WebWorld(tmp_path, http_server, smtp_server)
+    path = tmp_path / "profile.toml"
+    world.config_for(["ada@example.org", "bob@example.org"], name=path.name)
+    with path.open("a", encoding="utf-8") as f:
+        f.write("profile_edit = true\n")  # [web] is the file's last table
+    world.config = load_config(path)
+    yield world
+    world.sock.close()
+
+
+def test_edits_from_a_received_digest_apply_from_the_next_digest(world):
+    world.day(1, world.items[:12])
+    [ada] = world.mails_to(ADA)
+    [profile] = set(links_with_prefix(html_of(ada), world.base + "/p/"))
+    assert links_with_prefix(text_of(ada), world.base + "/p/") == [profile]
+    assert "Edit your interests" in html_of(ada)
+    with running_server(world.config, world.sock, clock=lambda: DAY1):
+        page = httpx.get(profile, timeout=10)
+        assert page.status_code == 200 and "language model = 2" in page.text
+        saved = httpx.post(
+            profile, data=form(keywords="video = 3", max_papers="8", min_score="0.3"), timeout=10
+        )
+        assert saved.status_code == 200 and "Saved" in saved.text
+    report = world.day(2, world.items[12:40], keep_papers=True)
+    by_email = {s.email: s for s in report.subscribers}
+    ada_matched = {m for r in by_email[ADA].papers for m in r.matched}
+    bob_matched = {m for r in by_email["bob@example.org"].papers for m in r.matched}
+    assert ada_matched == {"video"}
+    assert bob_matched - {"video"}, "bob's interests (the config's) are unchanged"
+
+
+def test_without_profile_edit_the_footer_says_who_changes_interests(
+    tmp_path, http_server, smtp_server, monkeypatch
+):
+    monkeypatch.setenv("DIGEST_WEB_SECRET", SECRET)
+    world = WebWorld(tmp_path, http_server, smtp_server)
+    try:
+        world.day(1, world.items[:6])
+        [ada] = world.mails_to(ADA)
+        assert not links_with_prefix(html_of(ada), world.base + "/p/")
+        assert "To change your keywords, ask whoever runs this digest." in " ".join(
+            text_of(ada).split()
+        )
+    finally:
+        world.sock.close()
