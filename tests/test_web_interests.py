@@ -59,7 +59,10 @@ def test_bibtex_entries_of_the_usual_shapes():
     assert ids(found) == ["1706.03762", "2606.00467", "2606.13681"]
     first = found.papers[0]
     assert first.title == "Attention Is All You Need"
-    assert first.abstract == "The dominant sequence transduction models are based on recurrent networks."
+    assert (
+        first.abstract
+        == "The dominant sequence transduction models are based on recurrent networks."
+    )
     assert found.unknown == ["A Book Without An Id"]
 
 

@@ -362,3 +362,64 @@ def test_without_profile_edit_the_footer_says_who_changes_interests(
         )
     finally:
         world.sock.close()
+
+
+# --- the store's part, on each backend ---------------------------------------------------------
+
+
+def test_page_edits_imported_papers_and_likes_in_the_state(tmp_path, state_url):
+    from dataclasses import replace
+
+    from digest.config import Subscriber
+    from digest.store import ImportedPaper, StateLocation
+    from digest.store.readers import edits_between
+
+    base = Subscriber(email="cy@example.org", keywords={"graphs": 1.0}, max_papers=10)
+    with Store.open(StateLocation.parse(state_url, tmp_path)) as store:
+        store.save_readers([base], origin="signup", now=NOW, lookback_days=3)
+        edited = replace(base, keywords={"video": 2.0}, frequency="weekly", weekday="fri")
+        store.save_page_edits(edited, edits_between(base, edited), now=NOW)
+        row = store.reader_row("CY@example.org")
+        assert row is not None and (row.origin, row.active, row.unsubscribed) == (
+            "signup",
+            True,
+            False,
+        )
+        assert row.reader == edited
+        assert store.page_edits("cy@example.org") == {
+            "keywords": {"video": 2.0},
+            "frequency": "weekly",
+            "weekday": "fri",
+        }
+        assert store.with_page_edits([base]) == [edited]
+        store.save_imported_papers([ImportedPaper("2606.00467", "A title", "")], now=NOW)
+        store.save_imported_papers(
+            [ImportedPaper("2606.00467", "A title", "Its abstract")], now=NOW
+        )
+        store.save_imported_papers([ImportedPaper("2606.00467", "Other", "Other")], now=NOW)
+        kept = store.imported_papers(["2606.00467", "2606.99999"])
+        assert list(kept) == ["2606.00467"] and kept["2606.00467"].abstract == "Its abstract"
+        store.record_feedback("cy@example.org", "2606.00467", "like", now=NOW)
+        store.record_feedback("cy@example.org", "2606.00001", "dislike", now=NOW)
+        assert sorted(store.feedback_with_titles("cy@example.org")) == [
+            ("2606.00001", "dislike", ""),
+            ("2606.00467", "like", "A title"),
+        ]
+        assert store.recent_digests("cy@example.org") == []
+        assert store.reader_row("nobody@example.org") is None
+
+
+def test_an_imported_paper_the_sources_never_listed_counts_as_a_liked_paper(tmp_path):
+    from digest.rank.corpus import Corpus
+    from digest.store import ImportedPaper
+
+    with Store.open(tmp_path / "state.sqlite3") as store:
+        store.save_imported_papers(
+            [ImportedPaper("1706.03762", "Attention Is All You Need", "Transformers")], now=NOW
+        )
+        [paper] = Corpus(store, None, None).papers(["1706.03762", "2606.99999"])
+    assert (paper.id, paper.title, paper.abstract) == (
+        "1706.03762",
+        "Attention Is All You Need",
+        "Transformers",
+    )

@@ -197,8 +197,10 @@ class ProfileSide:
             log.warning("web: a profile link was asked for, but the app has no mailer")
             return
         row = await self.state.read(_reader_row, address)
-        if row is None or not self._may_use(row.reader.email, row.active, row.origin):
+        if row is None or row.unsubscribed:
             return  # the same answer was given: nobody learns who reads the digest
+        if not self._may_use(row.reader.email, row.active, row.origin):
+            return
         today = self.clock().date()
         link = profile_url(self.web, self.secret, row.reader.email, today)
         mail = _link_mail(self.config, row.reader.email, link, self.clock())
