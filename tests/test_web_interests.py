@@ -127,3 +127,10 @@ def test_csv_with_a_million_columns_or_no_title_is_refused():
         read_zotero_csv("Name,Link\nx,y\n")
     with pytest.raises(Refused, match="could not be read"):
         read_zotero_csv('Title,Url\n"' + "x" * 30_000 + '",y\n')
+
+
+def test_a_megabyte_long_word_is_no_id_and_costs_nothing():
+    found = read_pasted("a" * 60_000)
+    assert found.papers == [] and found.unknown[0].endswith("…")
+    bib = read_bibtex("@misc{k, title={t}, eprint={" + "1" * 900_000 + "}}")
+    assert bib.papers == []

@@ -423,3 +423,11 @@ def test_an_imported_paper_the_sources_never_listed_counts_as_a_liked_paper(tmp_
         "Attention Is All You Need",
         "Transformers",
     )
+
+
+def test_a_post_with_fields_missing_is_answered_with_the_form_not_an_error(config):
+    app = create_app(config, clock=lambda: NOW)
+    for path in (link(config), link(config) + "/preview"):
+        response = call(app, "POST", path, data={"keywords": "x"})
+        assert response.status_code == 400 and "Nothing was saved" in response.text
+    assert reader(config).keywords == {"graph neural network": 3}

@@ -98,6 +98,18 @@ class ProfileStore:
                 rows,
             )
 
+    def record_likes(self, email: str, paper_ids: Sequence[str], *, now: datetime) -> None:
+        """Likes of these papers, in one transaction (an import); as record_feedback, the
+        latest word on a paper replaces the earlier one."""
+        rows = [(email.lower(), pid, "like", iso(now)) for pid in paper_ids]
+        with self.db.transaction() as db:
+            db.executemany(
+                "INSERT INTO feedback (subscriber, paper_id, kind, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (subscriber, paper_id) DO UPDATE SET kind = excluded.kind, "
+                "created_at = excluded.created_at",
+                rows,
+            )
+
     def imported_papers(self, ids: Iterable[str]) -> dict[str, Paper]:
         """Imported papers as the ranking can embed them (title and abstract only)."""
         rows = self.db.select_in(

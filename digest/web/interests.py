@@ -16,7 +16,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from digest.ids import normalise_arxiv_id
+from digest.ids import normalise_arxiv_id as _normalise
 
 MAX_UPLOAD_BYTES = 1024 * 1024
 MAX_PASTE_CHARS = 64 * 1024
@@ -26,6 +26,7 @@ MAX_COLUMNS = 100  # a Zotero export has about 90
 MAX_FIELD_CHARS = 20_000  # one CSV field or BibTeX value (an abstract is ~2,000)
 MAX_LISTED = 50  # unknown entries shown back
 TITLE_CHARS = 500
+LONGEST_WORD = 300  # an id, or a URL naming one
 ABSTRACT_CHARS = 5_000
 
 
@@ -262,6 +263,12 @@ def _csv_id(cells: dict[str, str]) -> str | None:
         if "arxiv" in value.lower() and (pid := _id_in(value)):
             return pid
     return None
+
+
+def normalise_arxiv_id(word: str) -> str | None:
+    """The arXiv id a word names; None for a word longer than any id or link to one (so that
+    no pattern ever runs over a megabyte-long word)."""
+    return _normalise(word) if len(word) <= LONGEST_WORD else None
 
 
 def _plain(text: str, longest: int = ABSTRACT_CHARS) -> str:

@@ -48,7 +48,7 @@ from digest.store.readers import apply_edits, edits_between
 from digest.web import interests, pages
 from digest.web.forms import FormError, read_form, read_form_files
 from digest.web.links import PROFILE_PATH, profile_url, view_url
-from digest.web.profile_form import WEEKDAY_NAMES, form_values, read_profile
+from digest.web.profile_form import WEEKDAY_NAMES, form_values, posted_values, read_profile
 from digest.web.readers import ReaderIndex
 from digest.web.state import StateAccess
 from digest.web.tokens import InvalidToken, read_token, token_ref
@@ -108,7 +108,7 @@ class ProfileSide:
         form = await self._form(request)
         edited, errors = read_profile(form, reader.base, self.config.digest)
         if edited is None:
-            return await self._render(reader, dict(form), errors=errors, status=400)
+            return await self._render(reader, posted_values(form), errors=errors, status=400)
         edits = edits_between(reader.base, edited)
         await self.state.write(_save, edited, edits, self.clock())
         log.info("web: %s saved their profile (%d fields changed)", reader.email, len(edits))
@@ -120,9 +120,9 @@ class ProfileSide:
         form = await self._form(request)
         edited, errors = read_profile(form, reader.base, self.config.digest)
         if edited is None:
-            return await self._render(reader, dict(form), errors=errors, status=400)
+            return await self._render(reader, posted_values(form), errors=errors, status=400)
         preview = await self.state.read(_preview, edited)
-        return await self._render(reader, dict(form), preview=preview)
+        return await self._render(reader, posted_values(form), preview=preview)
 
     async def unlike(self, request: Request) -> Response:
         reader = await self._reader(request)
@@ -382,8 +382,7 @@ def _import(store: Store, email: str, papers: list[interests.FoundPaper], now: d
     store.save_imported_papers(
         [ImportedPaper(p.id, p.title, p.abstract) for p in papers if p.title], now=now
     )
-    for paper in papers:
-        store.record_feedback(email, paper.id, "like", now=now)
+    store.record_likes(email, [p.id for p in papers], now=now)
 
 
 def _lists(store: Store | None, email: str) -> tuple[list[tuple[str, str, str]], list[str]]:

@@ -50,6 +50,11 @@ def form_values(reader: Subscriber) -> dict[str, str]:
     }
 
 
+def posted_values(form: Mapping[str, str]) -> dict[str, str]:
+    """The form's fields as posted (to show them again with their errors), "" where absent."""
+    return {name: form.get(name, "") for name in EDITABLE}
+
+
 def read_profile(
     form: Mapping[str, str], base: Subscriber, settings: DigestSettings
 ) -> tuple[Subscriber | None, dict[str, str]]:
