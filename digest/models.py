@@ -66,6 +66,7 @@ class DigestLinks:
     """Signed links to the web side for one digest (all empty when [web] is not configured)."""
 
     view: str = ""  # the digest in a browser
+    profile: str = ""  # the reader's profile page ("": the footer says who changes interests)
     papers: dict[str, PaperLinks] = field(default_factory=dict)  # by paper id
 
 

@@ -153,3 +153,27 @@ def test_import_and_export_keep_the_schedule(tmp_path):
     assert "bad.csv: line 3 (y@example.org): frequency = 'fortnightly' is not one of" in (
         refused.output
     )
+
+
+def test_a_profile_page_edit_moves_the_schedule_as_the_config_would(store):
+    """What the profile page saves (weekly, a pause) is in the schedule's columns, and a new
+    frequency starts a new schedule, as a change in the config does."""
+    from digest.store.readers import edits_between
+
+    daily = Subscriber(email="pat@example.org", timezone="Europe/Berlin", send_at=time(7, 30))
+    store.save_readers([daily], origin="signup", now=MON, lookback_days=3)
+    later = MON + timedelta(days=2)
+    weekly = Subscriber(**{**daily.__dict__, "frequency": "weekly", "weekday": "fri"})
+    store.save_page_edits(weekly, edits_between(daily, weekly), now=later)
+    [schedule] = store.reader_schedules()
+    assert schedule.cadence == Cadence(4)
+    assert store.schedule_starts(["pat@example.org"]) == {"pat@example.org": later}
+    assert store.reader_row("pat@example.org").reader == weekly
+
+    paused = Subscriber(**{**weekly.__dict__, "paused_until": date(2026, 7, 1)})
+    store.save_page_edits(paused, edits_between(daily, paused), now=later + timedelta(days=1))
+    [schedule] = store.reader_schedules()
+    assert schedule.cadence == Cadence(4, date(2026, 7, 1))
+    # a pause alone is no new schedule
+    assert store.schedule_starts(["pat@example.org"]) == {"pat@example.org": later}
+    assert store.page_edits("pat@example.org")["paused_until"] == "2026-07-01"

@@ -285,7 +285,7 @@ def test_footer_reason_profile_and_unsubscribe(rendered: RenderedDigest) -> None
     words = " ".join(footer.text().split())
     assert "because ada@example.org is subscribed" in words
     assert "Ranked by: language model (3), agents (2), reasoning (1)." in words
-    assert "To change your keywords, reply to this email." in words
+    assert "To change your keywords, ask whoever runs this digest." in words
     assert MAILTO in [a.attributes.get("href") for a in footer.css("a")]
     assert "font-size:13px" in (footer.attributes.get("style") or "")
     assert f"Unsubscribe: {MAILTO}" in rendered.text

@@ -11,9 +11,17 @@ from typing import Any
 
 import pytest
 
+from digest.config import load_config
 from digest.store import Store
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.support.webtools import SECRET, WebWorld, html_of, links_with_prefix, running_server
+from tests.support.webtools import (
+    DAY1,
+    SECRET,
+    WebWorld,
+    html_of,
+    links_with_prefix,
+    running_server,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -32,9 +40,10 @@ def world(tmp_path, http_server, smtp_server, monkeypatch):
 
 
 @contextmanager
-def chromium_page() -> Iterator[Any]:
-    """A phone-sized page in headless Chromium; console errors (CSP violations) collected.
-    Playwright's sync API runs an event loop in this thread: run the pipeline before."""
+def chromium_page(width: int = 390, height: int = 844, mobile: bool = True) -> Iterator[Any]:
+    """A phone-sized page (or another size) in headless Chromium; console errors (CSP
+    violations) collected. Playwright's sync API runs an event loop in this thread: run the
+    pipeline before."""
     sync_api = pytest.importorskip("playwright.sync_api")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as pw:
@@ -43,7 +52,9 @@ def chromium_page() -> Iterator[Any]:
         )
         try:
             context = browser.new_context(
-                viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+                viewport={"width": width, "height": height},
+                device_scale_factor=2 if mobile else 1,
+                is_mobile=mobile,
             )
             page = context.new_page()
             page.console_errors = []
@@ -124,3 +135,50 @@ def test_unsubscribe_view_and_a_bad_link_in_chromium(world, smtp_server):
         page.screenshot(path=str(ARTIFACTS / "invalid-link.png"), full_page=True)
         # The 404 page logs a console error for its status, nothing else (no CSP violation).
         assert all("404" in e for e in page.console_errors), page.console_errors
+
+
+@pytest.mark.parametrize(("width", "height", "mobile"), [(375, 812, True), (1280, 900, False)])
+def test_the_profile_link_from_a_mail_edit_keywords_go_weekly_save(
+    tmp_path, http_server, smtp_server, monkeypatch, width, height, mobile
+):
+    monkeypatch.setenv("DIGEST_WEB_SECRET", SECRET)
+    world = WebWorld(tmp_path, http_server, smtp_server)
+    path = tmp_path / "profile.toml"
+    world.config_for(["ada@example.org"], name=path.name)
+    with path.open("a", encoding="utf-8") as f:
+        f.write("profile_edit = true\n")  # [web] is the file's last table
+    world.config = load_config(path)
+    world.day(1, world.items[:8])
+    [ada] = world.mails_to("ada@example.org")
+    [profile] = set(links_with_prefix(html_of(ada), world.base + "/p/"))
+    from playwright.sync_api import expect
+
+    shot = f"profile-{width}"
+    try:
+        with (
+            running_server(world.config, world.sock, clock=lambda: DAY1),
+            chromium_page(width, height, mobile) as page,
+        ):
+            response = page.goto(profile)
+            assert response is not None and response.status == 200
+            expect(page.get_by_role("heading", level=1)).to_have_text("Your interests")
+            # Nothing is wider than the screen (no sideways scrolling on a phone).
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.screenshot(path=str(ARTIFACTS / f"{shot}-1-page.png"), full_page=True)
+            page.get_by_label("Keywords and phrases").fill("video generation = 3\ndiffusion")
+            page.get_by_label("Weekly", exact=True).check()
+            page.get_by_label("Weekly on").select_option("fri")
+            page.get_by_role("button", name="Save").click()
+            expect(page.get_by_role("status").first).to_contain_text("Saved")
+            assert page.url == profile  # the POST went to the same signed URL: no redirect
+            expect(page.get_by_label("Keywords and phrases")).to_have_value(
+                "video generation = 3\ndiffusion = 1"
+            )
+            page.screenshot(path=str(ARTIFACTS / f"{shot}-2-saved.png"), full_page=True)
+            assert page.console_errors == []
+    finally:
+        world.sock.close()
+    with Store.open(world.config.digest.state) as store:
+        [reader] = store.active_readers(["ada@example.org"])
+    assert reader.keywords == {"video generation": 3, "diffusion": 1}
+    assert (reader.frequency, reader.weekday) == ("weekly", "fri")

@@ -265,6 +265,10 @@ class WebConfig:
     )
     listen: str = setting("127.0.0.1:8080", check=values.listen, longest=LONGEST_URL)
     secret_env: str = setting("DIGEST_WEB_SECRET", check=values.env_name, longest=LONGEST_NAME)
+    # the config's own readers may edit their interests on the profile page (which then wins
+    # over their [[subscriber]] table for the fields they changed); readers who signed up or
+    # were imported always may
+    profile_edit: bool = setting(False, values.flag)
 
     @property
     def listen_host(self) -> str:

@@ -367,6 +367,18 @@ def listen(place: Place, key: str, value: str) -> str:
     return value
 
 
+def iso_day(place: Place, key: str, value: str) -> str:
+    """A date as "YYYY-MM-DD" ("" for none)."""
+    if value == "":
+        return value
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value).isoformat()
+    except ValueError:
+        pass
+    raise place.error(f"{key} = {shown(value)} is not a date", fix='write it as "YYYY-MM-DD"')
+
+
 def likes(place: Place, key: str, entries: tuple[str, ...]) -> tuple[str, ...]:
     """Liked papers as arXiv ids: a bare id, an arXiv URL or a Hugging Face paper URL."""
     out: dict[str, None] = {}

@@ -129,6 +129,8 @@ class Corpus:
         absent = [i for i in ids if i not in self.index.by_id]
         if absent and self.store is not None:
             found = self.store.get_papers(absent)
+            # a paper the reader imported that no source listed: its title and abstract
+            found |= self.store.imported_papers([i for i in absent if i not in found])
             known += [found[i] for i in absent if i in found]
             absent = [i for i in absent if i not in found]
         for pid in absent:

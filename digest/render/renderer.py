@@ -103,6 +103,7 @@ class Renderer:
             "unsubscribe": unsubscribe,
             "unsubscribe_mailto": mailto if mailto != unsubscribe else "",
             "view": safe_url(content.links.view),
+            "profile": safe_url(content.links.profile),
         }
         links = [content.links.papers.get(r.paper.id, _EMPTY_LINKS) for r in content.papers]
         parts = list(zip(papers, reasons, links, strict=True))

@@ -72,7 +72,10 @@ async def fetch_ahead(
         store = open_state(stack, config, options, deps)
         if sync_readers:
             store.sync_config_readers(
-                config.subscribers, now=now, lookback_days=config.digest.lookback_days
+                config.subscribers,
+                now=now,
+                lookback_days=config.digest.lookback_days,
+                page_edits=config.web is not None and config.web.profile_edit,
             )
         worker = options.worker_id or new_worker_id()
         run_id = store.start_run(options.command, now=now, worker=worker) if record_run else 0

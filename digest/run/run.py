@@ -199,7 +199,10 @@ def _readers(config: Config, store: Store, options: RunOptions, now: datetime) -
     the readers it lists), then everyone active, or those --only names."""
     if options.sync_readers:
         store.sync_config_readers(
-            config.subscribers, now=now, lookback_days=config.digest.lookback_days
+            config.subscribers,
+            now=now,
+            lookback_days=config.digest.lookback_days,
+            page_edits=config.web is not None and config.web.profile_edit,
         )
     if not options.only:
         return store.active_readers()
@@ -322,7 +325,7 @@ def _context(
         trending=Trending.of(gathered.papers),
         ranker=ranker,
         unsubscribed=store.unsubscribed(),
-        links=_SignedLinks(config.web, require_secret(config.web)) if config.web else None,
+        links=_signed_links(config),
     )
 
 
@@ -337,15 +340,24 @@ def _sink(config: Config, options: RunOptions, deps: Deps, report: RunReport) ->
     return deps.mailer or make_mailer(config.delivery)
 
 
+def _signed_links(config: Config) -> _SignedLinks | None:
+    if config.web is None:
+        return None
+    readers = frozenset(s.email.lower() for s in config.subscribers)
+    return _SignedLinks(config.web, require_secret(config.web), readers)
+
+
 @dataclass(frozen=True)
 class _SignedLinks:
     """digest.plan.Links over the web side's signed links."""
 
     web: WebConfig
     secret: bytes
+    config_readers: frozenset[str]  # lowercased: they get a profile link if profile_edit
 
     def unsubscribe_url(self, email: str) -> str:
         return web_links.unsubscribe_url(self.web, self.secret, email)
 
     def digest_links(self, email: str, day: str, paper_ids: Sequence[str]) -> DigestLinks:
-        return web_links.digest_links(self.web, self.secret, email, day, paper_ids)
+        profile = self.web.profile_edit or email.lower() not in self.config_readers
+        return web_links.digest_links(self.web, self.secret, email, day, paper_ids, profile=profile)

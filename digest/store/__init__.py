@@ -22,6 +22,7 @@ from digest.store.backends import copy_of_database, open_database
 from digest.store.db import Database
 from digest.store.embeddings import EmbeddingStore
 from digest.store.papers import PaperStore, paper_from_json, paper_to_json
+from digest.store.profiles import ImportedPaper, ProfileStore, ReaderRow
 from digest.store.readers import ReaderListing, ReaderProfiles, ReaderSchedule, ReaderStore
 from digest.store.runs import RunRecord, RunStore, SourceState
 from digest.store.sendlog import (
@@ -49,10 +50,12 @@ __all__ = [
     "Database",
     "DigestRecord",
     "DigestStatus",
+    "ImportedPaper",
     "LoggedMail",
     "Recorder",
     "Resend",
     "ReaderListing",
+    "ReaderRow",
     "ReaderSchedule",
     "RunRecord",
     "SourceState",
@@ -67,7 +70,14 @@ __all__ = [
 
 
 class Store(
-    PaperStore, ReaderStore, ReaderProfiles, SendLogStore, WorkerStore, RunStore, EmbeddingStore
+    PaperStore,
+    ReaderStore,
+    ReaderProfiles,
+    ProfileStore,
+    SendLogStore,
+    WorkerStore,
+    RunStore,
+    EmbeddingStore,
 ):
     """One open state. Use `Store.open(path)`, or `Store.open_copy(path)` for a dry run."""
 

@@ -28,6 +28,8 @@ TABLES = (
     "profile_embeddings",
     "reader_models",
     "workers",
+    "profile_edits",
+    "imported_papers",
 )
 # Columns whose numbers a database hands out itself: the next one continues after the copy.
 COUNTERS = (("papers", "seq"), ("runs", "id"), ("resends", "id"))

@@ -9,8 +9,8 @@ let its papers fall out of the window.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -135,7 +135,7 @@ class ReaderStore:
 # --- readers kept in the state ----------------------------------------------------------------
 
 ORIGINS = ("config", "signup", "import")
-_READER_COLUMNS = "subscriber, name, profile, timezone, send_at, frequency, weekday, paused_until"
+READER_COLUMNS = "subscriber, name, profile, timezone, send_at, frequency, weekday, paused_until"
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,62 @@ def reader_from_row(row: Row) -> Subscriber:
     )
 
 
+# What the profile page may change, and how each is kept in JSON (send_at as "HH:MM").
+EDITABLE = (
+    "keywords",
+    "exclude",
+    "authors",
+    "max_papers",
+    "min_score",
+    "timezone",
+    "send_at",
+    "frequency",
+    "weekday",
+    "paused_until",
+)
+
+
+def edits_between(base: Subscriber, edited: Subscriber) -> dict[str, object]:
+    """The editable fields where `edited` differs from `base`, as JSON values."""
+    out: dict[str, object] = {}
+    for name in EDITABLE:
+        value = getattr(edited, name)
+        if value != getattr(base, name):
+            out[name] = _json_value(value)
+    return out
+
+
+def apply_edits(sub: Subscriber, edits: dict[str, object]) -> Subscriber:
+    """`sub` with these page edits (from edits_between) in place of its own values."""
+    changes: dict[str, object] = {}
+    for name, value in edits.items():
+        if name not in EDITABLE:
+            continue  # a field a later version no longer lets the page change
+        if name == "send_at":
+            changes[name] = _hhmm(str(value))
+        elif name in ("exclude", "authors"):
+            changes[name] = tuple(str(v) for v in value) if isinstance(value, list) else ()
+        elif name == "keywords":
+            changes[name] = dict(value) if isinstance(value, dict) else {}
+        elif name == "paused_until":
+            changes[name] = date.fromisoformat(value) if isinstance(value, str) and value else None
+        else:
+            changes[name] = value
+    return replace(sub, **changes) if changes else sub  # type: ignore[arg-type]
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, time):
+        return f"{value:%H:%M}"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
 class ReaderProfiles:
     """The readers' settings in the subscribers table (a part of Store)."""
 
@@ -273,10 +329,19 @@ class ReaderProfiles:
         return changed
 
     def sync_config_readers(
-        self, readers: Sequence[Subscriber], *, now: datetime, lookback_days: int
+        self,
+        readers: Sequence[Subscriber],
+        *,
+        now: datetime,
+        lookback_days: int,
+        page_edits: bool = False,
     ) -> None:
         """The config's [[subscriber]] tables, into the state: the config wins for the readers
-        it lists; a reader it no longer lists is deactivated (history kept)."""
+        it lists; a reader it no longer lists is deactivated (history kept). `page_edits`
+        ([web] profile_edit): what a reader changed on the profile page wins over their table
+        for the fields they changed (the rest is the config's)."""
+        if page_edits:
+            readers = self.with_page_edits(readers)
         self.save_readers(readers, origin="config", now=now, lookback_days=lookback_days)
         listed = {sub.email.lower() for sub in readers}
         gone = [
@@ -288,6 +353,15 @@ class ReaderProfiles:
         ]
         if gone:
             self.deactivate_readers(gone, now=now)
+
+    def with_page_edits(self, readers: Sequence[Subscriber]) -> list[Subscriber]:
+        """These readers with what each changed on the profile page applied."""
+        rows = self.db.select_in(
+            "SELECT subscriber, edits FROM profile_edits WHERE subscriber IN ({marks})",
+            [sub.email.lower() for sub in readers],
+        )
+        edits = {str(email): json.loads(text) for email, text in rows}
+        return [apply_edits(sub, edits.get(sub.email.lower(), {})) for sub in readers]
 
     def deactivate_readers(self, emails: Sequence[str], *, now: datetime) -> int:
         """No more digests for these readers; their history stays. Returns how many were
@@ -309,11 +383,11 @@ class ReaderProfiles:
         rows: Iterable[Row]
         if emails is None:
             rows = self.db.execute(
-                f"SELECT {_READER_COLUMNS} FROM subscribers WHERE active = 1 ORDER BY subscriber"
+                f"SELECT {READER_COLUMNS} FROM subscribers WHERE active = 1 ORDER BY subscriber"
             )
         else:
             rows = self.db.select_in(
-                f"SELECT {_READER_COLUMNS} FROM subscribers WHERE active = 1 "
+                f"SELECT {READER_COLUMNS} FROM subscribers WHERE active = 1 "
                 "AND subscriber IN ({marks})",
                 sorted({e.lower() for e in emails}),
             )

@@ -212,4 +212,24 @@ SQLITE: list[tuple[str, str]] = [
         UPDATE subscribers SET schedule_since = first_seen;
         """,
     ),
+    (
+        "profile page edits and imported likes",
+        """
+        -- What readers changed on the profile page (JSON of the changed fields): applied over
+        -- a config reader's [[subscriber]] table at each sync while [web] profile_edit = true.
+        CREATE TABLE profile_edits (
+            subscriber TEXT PRIMARY KEY,
+            edits TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        -- Papers a reader imported (likes) that the sources never listed: their title and
+        -- abstract, so the ranking can embed them for that reader's likes.
+        CREATE TABLE imported_papers (
+            paper_id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            abstract TEXT NOT NULL DEFAULT '',
+            added_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]

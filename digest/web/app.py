@@ -7,6 +7,8 @@
     POST /f/{token}              records the like or dislike
     POST /f/{token}/undo         takes it back
     GET  /v/{token}              the digest as it was mailed (its HTML part)
+    GET  /p/{token}, POST ...    the reader's profile page (digest.web.profile), and /p: "send me
+                                 my link"
     GET  /healthz                "ok"
 
 Link scanners (Outlook Safe Links, mail security proxies) follow every GET in a mail, so no
@@ -45,11 +47,13 @@ from starlette.routing import Route
 
 from digest.clock import utc_now
 from digest.config import Config
+from digest.deliver import Mailer
 from digest.ids import is_arxiv_id
 from digest.store import KEEP_SENT_MESSAGES_DAYS, Store
 from digest.web import pages
 from digest.web.forms import FormError, read_form
 from digest.web.guard import Guard, RateLimiter
+from digest.web.profile import ProfileRefused, ProfileSide
 from digest.web.readers import ReaderIndex
 from digest.web.state import RETRY_AFTER_SECONDS, StateAccess, StateBusy
 from digest.web.tokens import Claim, InvalidToken, read_token, require_secret, token_ref
@@ -76,10 +80,13 @@ def create_app(
     limiter: RateLimiter | None = None,
     state: StateAccess | None = None,
     max_in_flight: int = 100,
+    mailer: Mailer | None = None,
 ) -> Guard:
     """The ASGI app for `config` (which must have [web]; the secret is read from the
     environment now, so a missing one fails here, before anything listens). `state`: how the
-    state is reached (its bounds); `max_in_flight`: requests answered at once, 503 beyond."""
+    state is reached (its bounds); `max_in_flight`: requests answered at once, 503 beyond;
+    `mailer`: how the profile page's "send me my link" mails go (a Mailer as digest.deliver
+    makes; None: they do not go)."""
     if config.web is None:
         from digest.errors import ConfigError
 
@@ -90,6 +97,7 @@ def create_app(
     reader = _ReaderSide(
         config, require_secret(config.web), clock, state or StateAccess(config.digest.state)
     )
+    profile = ProfileSide(config, reader.secret, clock, reader.state, reader.readers, mailer)
     routes = [
         Route("/healthz", reader.healthz, methods=["GET"]),
         Route("/", reader.index, methods=["GET"]),
@@ -99,12 +107,19 @@ def create_app(
         Route("/f/{token}", reader.feedback, methods=["GET", "POST"]),
         Route("/f/{token}/undo", reader.undo, methods=["POST"]),
         Route("/v/{token}", reader.view, methods=["GET"]),
+        Route("/p", profile.ask_link, methods=["GET", "POST"]),
+        Route("/p/{token}", profile.page, methods=["GET"]),
+        Route("/p/{token}", profile.save, methods=["POST"]),
+        Route("/p/{token}/preview", profile.preview, methods=["POST"]),
+        Route("/p/{token}/unlike", profile.unlike, methods=["POST"]),
+        Route("/p/{token}/import", profile.imports, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
         exception_handlers={
             HTTPException: _http_exception,
             _Refused: _refused,
+            ProfileRefused: _refused_profile,
             StateBusy: _busy,
             Exception: _server_error,
         },
@@ -128,6 +143,11 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 async def _refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, _Refused)
+    return exc.response
+
+
+async def _refused_profile(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProfileRefused)
     return exc.response
 
 

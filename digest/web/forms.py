@@ -1,4 +1,5 @@
-"""Read the small form bodies the web side accepts, with hard limits, without python-multipart.
+"""Read the form bodies the web side accepts, with hard limits, without python-multipart (the
+standard library's email parser reads multipart bodies: no new dependency).
 
 A POST here is a button on one of our pages (application/x-www-form-urlencoded) or a mail
 provider's RFC 8058 one-click unsubscribe, which SHOULD be multipart/form-data and MAY be
@@ -29,8 +30,20 @@ class FormError(Exception):
         self.reason = reason
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """The form fields of a POST (first value of each name), within the limits above."""
+async def read_form(
+    request: Request, *, max_bytes: int = MAX_BODY_BYTES, max_fields: int = MAX_FIELDS
+) -> dict[str, str]:
+    """The form fields of a POST (first value of each name), within the limits above (the
+    profile page's forms pass larger ones)."""
+    fields, _ = await read_form_files(request, max_bytes=max_bytes, max_fields=max_fields)
+    return fields
+
+
+async def read_form_files(
+    request: Request, *, max_bytes: int = MAX_BODY_BYTES, max_fields: int = MAX_FIELDS
+) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    """The fields of a POST, and its uploaded files (name -> (filename, bytes)); the body is
+    read up to max_bytes, never further."""
     content_type = request.headers.get("content-type", "")
     mime, boundary = _content_type(content_type)
     if mime not in ("", "application/x-www-form-urlencoded", "multipart/form-data"):
@@ -39,21 +52,21 @@ async def read_form(request: Request) -> dict[str, str]:
     if length is not None:
         if not length.isdigit():
             raise FormError(400, "bad Content-Length")
-        if int(length) > MAX_BODY_BYTES:
+        if int(length) > max_bytes:
             raise FormError(413, "body too large")
     body = bytearray()
     try:
         async for chunk in request.stream():  # also bounds a chunked body without a length
             body += chunk
-            if len(body) > MAX_BODY_BYTES:
+            if len(body) > max_bytes:
                 raise FormError(413, "body too large")
     except ClientDisconnect:
         raise FormError(400, "the body did not arrive whole") from None
     if mime == "multipart/form-data":
         if not boundary:
             raise FormError(400, "multipart body without a boundary")
-        return _multipart(content_type, bytes(body))
-    return _urlencoded(bytes(body))
+        return _multipart(content_type, bytes(body), max_fields)
+    return _urlencoded(bytes(body), max_fields), {}
 
 
 def _content_type(value: str) -> tuple[str, str]:
@@ -68,10 +81,10 @@ def _content_type(value: str) -> tuple[str, str]:
     return header.get_content_type(), boundary if isinstance(boundary, str) else ""
 
 
-def _urlencoded(body: bytes) -> dict[str, str]:
+def _urlencoded(body: bytes, max_fields: int) -> dict[str, str]:
     try:
         text = body.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise FormError(400, "not a urlencoded form") from None
     fields: dict[str, str] = {}
@@ -80,14 +93,17 @@ def _urlencoded(body: bytes) -> dict[str, str]:
     return fields
 
 
-def _multipart(content_type: str, body: bytes) -> dict[str, str]:
+def _multipart(
+    content_type: str, body: bytes, max_fields: int
+) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
     head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
     message = BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     if not message.is_multipart() or message.defects:
         raise FormError(400, "not a multipart form")
     fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
     parts = message.get_payload()
-    if not isinstance(parts, list) or len(parts) > MAX_FIELDS:
+    if not isinstance(parts, list) or len(parts) > max_fields:
         raise FormError(400, "not a multipart form")
     for part in parts:
         if not isinstance(part, EmailMessage):
@@ -96,5 +112,9 @@ def _multipart(content_type: str, body: bytes) -> dict[str, str]:
         payload = part.get_payload(decode=True)
         if not isinstance(name, str) or not isinstance(payload, bytes):
             raise FormError(400, "bad multipart field")
-        fields.setdefault(name, payload.decode("utf-8", "replace"))
-    return fields
+        filename = part.get_param("filename", header="content-disposition")
+        if isinstance(filename, str):
+            files.setdefault(name, (filename, payload))
+        else:
+            fields.setdefault(name, payload.decode("utf-8", "replace"))
+    return fields, files

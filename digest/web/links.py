@@ -3,6 +3,7 @@
     unsubscribe_url(web, secret, subscriber) -> "{base_url}/u/{token}"
     digest_links(web, secret, subscriber, digest_date, paper_ids) -> DigestLinks
         view:   "{base_url}/v/{token}"           the digest in a browser
+    profile_url(web, secret, subscriber, issued) -> "{base_url}/p/{token}"  (expires)
         papers: {id: PaperLinks(more="{base_url}/f/{token}", less="{base_url}/f/{token}")}
 
 Each URL starts with the configured base_url and a one-letter route, so the links in a mail
@@ -13,7 +14,7 @@ are easy to recognise (tests find them by prefix). A paper whose id cannot go in
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 
 from digest.config import WebConfig
 from digest.models import DigestLinks, PaperLinks
@@ -22,6 +23,8 @@ from digest.web.tokens import make_token
 UNSUBSCRIBE_PATH = "/u/"
 FEEDBACK_PATH = "/f/"
 VIEW_PATH = "/v/"
+PROFILE_PATH = "/p/"
+PROFILE_LINK_DAYS = 60  # a profile link works this long after the digest (or request) it is in
 
 
 def unsubscribe_url(web: WebConfig, secret: bytes, subscriber: str) -> str:
@@ -32,6 +35,13 @@ def unsubscribe_url(web: WebConfig, secret: bytes, subscriber: str) -> str:
 def view_url(web: WebConfig, secret: bytes, subscriber: str, digest_date: date | str) -> str:
     day = digest_date.isoformat() if isinstance(digest_date, date) else digest_date
     return web.base_url + VIEW_PATH + make_token(secret, "view", subscriber, day)
+
+
+def profile_url(web: WebConfig, secret: bytes, subscriber: str, issued: date) -> str:
+    """The reader's profile page, working for PROFILE_LINK_DAYS after `issued` (a digest's
+    date: a repeated mail is the same bytes)."""
+    last_day = (issued + timedelta(days=PROFILE_LINK_DAYS)).isoformat()
+    return web.base_url + PROFILE_PATH + make_token(secret, "profile", subscriber, last_day)
 
 
 def feedback_url(web: WebConfig, secret: bytes, subscriber: str, paper_id: str, kind: str) -> str:
@@ -45,7 +55,11 @@ def digest_links(
     subscriber: str,
     digest_date: date | str,
     paper_ids: Iterable[str],
+    *,
+    profile: bool = False,
 ) -> DigestLinks:
+    """The links of one digest; `profile`: with the reader's profile link (see
+    digest.web.profile for who may use the page)."""
     papers: dict[str, PaperLinks] = {}
     for pid in paper_ids:
         try:
@@ -55,4 +69,9 @@ def digest_links(
             )
         except ValueError:  # an id too long for a link: no feedback links for that paper
             continue
-    return DigestLinks(view=view_url(web, secret, subscriber, digest_date), papers=papers)
+    day = date.fromisoformat(digest_date) if isinstance(digest_date, str) else digest_date
+    return DigestLinks(
+        view=view_url(web, secret, subscriber, day),
+        papers=papers,
+        profile=profile_url(web, secret, subscriber, day) if profile else "",
+    )

@@ -63,7 +63,7 @@ def invalid_link() -> HTMLResponse:
         "This link does not work",
         "It may be incomplete (some mail programs cut long links), or it is from a digest "
         "sent before the service's links were renewed.",
-        "Open the link from your most recent digest, or reply to the digest to reach a person.",
+        "Open the link from your most recent digest.",
     )
 
 

@@ -25,6 +25,7 @@ import uvicorn
 
 from digest.clock import utc_now
 from digest.config import Config, WebConfig
+from digest.deliver import Mailer, make_mailer
 from digest.errors import DigestError
 from digest.web.app import create_app
 from digest.web.guard import RateLimiter
@@ -65,12 +66,20 @@ def make_server(
     limiter: RateLimiter | None = None,
     limits: ServerLimits | None = None,
     handle_signals: bool = True,
+    mailer: Mailer | None = None,
 ) -> uvicorn.Server:
     """A uvicorn.Server for the app. `handle_signals`: SIGINT/SIGTERM stop it gracefully (and
     the process then exits normally); False leaves them to the caller (the daemon), which
-    stops it by setting `server.should_exit`."""
+    stops it by setting `server.should_exit`. `mailer`: for the profile page's "send me my
+    link" (default: the config's [delivery])."""
     limits = limits or ServerLimits()
-    app = create_app(config, clock=clock, limiter=limiter, max_in_flight=limits.max_in_flight)
+    app = create_app(
+        config,
+        clock=clock,
+        limiter=limiter,
+        max_in_flight=limits.max_in_flight,
+        mailer=mailer or make_mailer(config.delivery),
+    )
     uv_config = uvicorn.Config(
         app,
         access_log=False,  # paths carry tokens: the Guard logs them redacted instead

@@ -14,13 +14,14 @@ A token is url-safe base64 (no padding) of
   resolved against the readers the web side knows (digest.web.readers: the config's and every
   reader a run has registered in the state), and a token whose MAC was made for one reader
   never checks out for another;
-- the subject is the paper id ("more"/"less") or the digest date ("view"), empty for
-  "unsubscribe".
+- the subject is the paper id ("more"/"less"), the digest date ("view"), the last day the
+  link works ("profile": YYYY-MM-DD, checked by digest.web.profile), empty for "unsubscribe".
 
 Both keys are derived from the one secret, so rotating the secret voids every link ever sent
 (old mails' unsubscribe links too: their one-click POST then gets a "link not valid" page, and
-the reader can still unsubscribe by email). Tokens do not expire otherwise: an unsubscribe link
-must keep working for as long as the mail is read.
+the reader can still unsubscribe by email). Tokens do not expire otherwise (an unsubscribe link
+must keep working for as long as the mail is read), except a profile link, which can change the
+reader's settings: it carries the last day it works.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from digest.config import WebConfig
 from digest.errors import ConfigError
 
 VERSION = 1
-PURPOSES = {"unsubscribe": 1, "more": 2, "less": 3, "view": 4}
+PURPOSES = {"unsubscribe": 1, "more": 2, "less": 3, "view": 4, "profile": 5}
 _PURPOSE_NAMES = {code: name for name, code in PURPOSES.items()}
 REF_BYTES = 9
 MAC_BYTES = 16
