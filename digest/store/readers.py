@@ -294,6 +294,22 @@ class ReaderProfiles:
             )
             for sub in readers
         ]
+        # Only the rows that change are written (in email order): a sync that changes nothing
+        # writes and locks nothing, so it never waits on, or deadlocks with, the claims and
+        # heartbeats of other workers updating these rows (PostgreSQL locks every row an
+        # upsert meets, changed or not).
+        current = {
+            row[0]: tuple(row[1:])
+            for row in self.db.select_in(
+                "SELECT subscriber, name, profile, timezone, send_at, frequency, weekday, "
+                "paused_until, origin FROM subscribers WHERE active = 1 "
+                "AND subscriber IN ({marks})",
+                [row[0] for row in rows],
+            )
+        }
+        rows = sorted(row for row in rows if current.get(row[0]) != row[1:9])
+        if not rows:
+            return 0
         changed = 0
         with self.db.transaction() as db:
             start = _start_seq(db, now, lookback_days)
