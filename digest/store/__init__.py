@@ -37,6 +37,7 @@ from digest.store.sendlog import (
     due_now,
     pack_message,
 )
+from digest.store.signups import Signup, SignupDecision, SignupMail, SignupStore
 from digest.store.workers import ClaimLost, ClaimRecord, WorkerRecord, WorkerStore
 
 __all__ = [
@@ -55,6 +56,9 @@ __all__ = [
     "ReaderListing",
     "ReaderSchedule",
     "RunRecord",
+    "Signup",
+    "SignupDecision",
+    "SignupMail",
     "SourceState",
     "StateLocation",
     "WorkerRecord",
@@ -67,7 +71,14 @@ __all__ = [
 
 
 class Store(
-    PaperStore, ReaderStore, ReaderProfiles, SendLogStore, WorkerStore, RunStore, EmbeddingStore
+    PaperStore,
+    ReaderStore,
+    ReaderProfiles,
+    SendLogStore,
+    WorkerStore,
+    RunStore,
+    EmbeddingStore,
+    SignupStore,
 ):
     """One open state. Use `Store.open(path)`, or `Store.open_copy(path)` for a dry run."""
 

@@ -28,6 +28,9 @@ TABLES = (
     "profile_embeddings",
     "reader_models",
     "workers",
+    "signups",
+    "blocked_addresses",
+    "signup_requests",
 )
 # Columns whose numbers a database hands out itself: the next one continues after the copy.
 COUNTERS = (("papers", "seq"), ("runs", "id"), ("resends", "id"))

@@ -29,8 +29,9 @@ class FormError(Exception):
         self.reason = reason
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """The form fields of a POST (first value of each name), within the limits above."""
+async def read_form(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, str]:
+    """The form fields of a POST (first value of each name), within the limits above
+    (`max_bytes`: a larger cap for a form that holds text, the sign-up form)."""
     content_type = request.headers.get("content-type", "")
     mime, boundary = _content_type(content_type)
     if mime not in ("", "application/x-www-form-urlencoded", "multipart/form-data"):
@@ -39,13 +40,13 @@ async def read_form(request: Request) -> dict[str, str]:
     if length is not None:
         if not length.isdigit():
             raise FormError(400, "bad Content-Length")
-        if int(length) > MAX_BODY_BYTES:
+        if int(length) > max_bytes:
             raise FormError(413, "body too large")
     body = bytearray()
     try:
         async for chunk in request.stream():  # also bounds a chunked body without a length
             body += chunk
-            if len(body) > MAX_BODY_BYTES:
+            if len(body) > max_bytes:
                 raise FormError(413, "body too large")
     except ClientDisconnect:
         raise FormError(400, "the body did not arrive whole") from None

@@ -75,7 +75,7 @@ def make_server(
         app,
         access_log=False,  # paths carry tokens: the Guard logs them redacted instead
         log_config=None,  # keep the program's own logging setup
-        lifespan="off",
+        lifespan="on",  # the app's lifespan runs the sign-up confirmation mails' worker
         ws="none",
         http=protocol_class(limits),
         proxy_headers=True,
