@@ -263,7 +263,10 @@ def test_every_declared_key_is_in_the_example_and_nothing_else():
 
 def test_an_unknown_key_names_every_known_one_when_nothing_is_close(tmp_path):
     message = error_of(tmp_path, '[web]\nbase_url = "https://x.org"\nzzz = 1\n')
-    assert "[web]: unknown key 'zzz' (fix: known keys: allowed_domains, base_url, listen, secret_env, signup)" in message
+    assert (
+        "[web]: unknown key 'zzz' (fix: known keys: allowed_domains, base_url, listen, secret_env, signup)"
+        in message
+    )
 
 
 def test_the_place_names_the_subscriber_for_every_key(tmp_path):

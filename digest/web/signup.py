@@ -218,16 +218,15 @@ class SignupSide:
             return _expired() if self._past(expires) else pages.invalid_link()
         if signup.confirmed_at is not None:
             return _already()
-        if (
-            self._past(expires)
-            or confirm_subject(signup_id, datetime.fromisoformat(signup.expires_at)) != subject
-        ):
+        if confirm_subject(signup_id, datetime.fromisoformat(signup.expires_at)) != subject:
+            return pages.invalid_link()
+        if self._past(expires):
             return _expired()
         try:
             reader = self.reader_from_json(signup.reader)
         except ConfigError:
             return pages.invalid_link()  # the config's rules changed since: sign up again
-        if request.method == "GET":
+        if request.method != "POST":  # GET and HEAD (link scanners) change nothing
             return pages.page(
                 "signup_confirm.html.j2",
                 title="Confirm your digest",
