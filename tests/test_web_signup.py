@@ -235,6 +235,26 @@ def test_every_address_gets_the_same_answer_with_the_same_work(site):
     assert len(site.mails_to("capped@example.org")) == DAILY_MAILS
 
 
+def test_a_form_on_another_site_cannot_post_here(site):
+    refused = site.call(
+        "POST",
+        "/signup",
+        data={"email": "kim@example.org"},
+        headers={"origin": "https://evil.example"},
+    )
+    assert refused.status_code == 403 and site.state.calls == []
+    for header in ({"sec-fetch-site": "cross-site"}, {"sec-fetch-site": "same-site"}):
+        refused = site.call("POST", "/signup", data={"email": "kim@example.org"}, headers=header)
+        assert refused.status_code == 403 and site.state.calls == []
+    allowed = site.call(
+        "POST",
+        "/signup",
+        data={"email": "kim@example.org", "send_at": "07:00"},
+        headers={"origin": "null", "sec-fetch-site": "same-origin"},  # what Chromium sends
+    )
+    assert allowed.status_code == 200 and site.state.calls == ["write _record"]
+
+
 def test_the_honeypot_answers_alike_and_records_nothing(site):
     response = site.sign_up("bot@example.org", website="http://spam.example")
     assert response.status_code == 200 and "Check your inbox" in response.text

@@ -120,6 +120,14 @@ class SignupSide:
         )
 
     async def _submit(self, request: Request) -> Response:
+        origin = request.headers.get("origin")
+        fetch_site = request.headers.get("sec-fetch-site")
+        if (origin not in (None, "null", _origin(self.web.base_url))) or (
+            fetch_site not in (None, "same-origin", "none")
+        ):
+            # A form on another site posting here (CSRF): browsers say where it came from
+            # (Origin is "null" under our no-referrer policy; Sec-Fetch-Site still tells).
+            return pages.message(403, "Please use the form on this site", "Nothing was sent.")
         client = request.client.host if request.client else "-"
         wait = self.limiter.take(client)
         if wait > 0:
@@ -276,6 +284,12 @@ class SignupSide:
 
 
 _FORM = Place("sign-up", "form", Path("."))
+
+
+def _origin(url: str) -> str:
+    """The origin ("https://host[:port]") of a URL, as a browser's Origin header gives it."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}".lower()
 
 
 def _problem(exc: ConfigError) -> str:
