@@ -1,9 +1,11 @@
 """`digest subscribers ...` and `digest state ...`: the readers and the state, by hand.
 
     digest subscribers list              every reader the state knows: how they came, active?
+                                         (and sign-ups waiting for confirmation, blocked addresses)
     digest subscribers import FILE       CSV or JSON lines, validated as [[subscriber]] tables
     digest subscribers export [--csv]    every active reader, as import reads them back
     digest subscribers remove EMAIL      no more digests for them; their history is kept
+    digest subscribers block EMAIL       no mail of any kind, no sign-up; unblock undoes it
     digest state copy SRC DST            a whole state into a new, empty one
 
 A thin layer: the work is digest.reader_files, digest.store and digest.store.copy.
@@ -37,24 +39,36 @@ def _open(config: Config) -> Store:
 
 @click.group("subscribers")
 def subscribers() -> None:
-    """The readers kept in the state: list, import, export, remove."""
+    """The readers kept in the state: list, import, export, remove, block, unblock."""
 
 
 @subscribers.command("list")
 @click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 def list_command(config_path: str | None) -> None:
-    """Every reader the state knows: how they came (config, sign-up, import) and whether they
-    get digests."""
+    """Every reader the state knows: how they came (config, signup, import), whether they are
+    confirmed and get digests; then sign-ups waiting for confirmation and blocked addresses."""
     config = load_config(resolve_config_path(config_path))
+    now = utc_now()
     with _open(config) as store:
         listing = store.reader_listing()
+        waiting = store.pending_signups(now=now)
+        blocked = store.blocked_addresses()
     for r in listing:
         status = "unsubscribed" if r.unsubscribed_at else "active" if r.active else "removed"
         when = f"{r.send_at} {r.timezone}" + ("" if r.schedule == "daily" else f", {r.schedule}")
-        click.echo(f"{r.email}\t{r.origin}\t{status}\t{when}\t{r.name}")
+        click.echo(f"{r.email}\t{r.origin}\tconfirmed\t{status}\t{when}\t{r.name}")
+    known = {r.email for r in listing}
+    for signup in waiting:
+        if signup.address not in known:  # a known reader's new sign-up changes nothing yet
+            click.echo(f"{signup.address}\tsignup\tunconfirmed\tuntil {signup.expires_at}")
+    for address, since in blocked:
+        click.echo(f"{address}\t-\tblocked\tsince {since}")
     active = sum(1 for r in listing if r.active and not r.unsubscribed_at)
     click.echo(
-        f"{len(listing)} reader{'s' if len(listing) != 1 else ''}, {active} active", err=True
+        f"{len(listing)} reader{'s' if len(listing) != 1 else ''}, {active} active, "
+        f"{len({s.address for s in waiting} - known)} waiting for confirmation, "
+        f"{len(blocked)} blocked",
+        err=True,
     )
 
 
@@ -67,15 +81,18 @@ def import_command(file: Path, config_path: str | None) -> None:
     config = load_config(resolve_config_path(config_path))
     imported = read_readers(file, config)
     with _open(config) as store:
+        blocked = [r.email for r in imported.readers if store.is_blocked(r.email)]
         changed = store.save_readers(
-            imported.readers,
+            [r for r in imported.readers if r.email not in blocked],
             origin="import",
             now=utc_now(),
             lookback_days=config.digest.lookback_days,
         )
     for email in imported.in_config:
         click.echo(f"skipped {email}: listed in the config, which wins", err=True)
-    n = len(imported.readers)
+    for email in blocked:
+        click.echo(f"skipped {email}: blocked (`digest subscribers unblock` lets it in)", err=True)
+    n = len(imported.readers) - len(blocked)
     click.echo(
         f"imported {n} reader{'s' if n != 1 else ''} "
         f"({changed} new or changed, {n - changed} as they were)"
@@ -110,6 +127,40 @@ def remove_command(email: str, config_path: str | None) -> None:
     if not removed:
         raise UsageError(f"no active reader {email!r}", fix="`digest subscribers list` shows them")
     click.echo(f"removed {email}: no more digests; their history is kept")
+
+
+@subscribers.command("block")
+@click.argument("email")
+@click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+def block_command(email: str, config_path: str | None) -> None:
+    """No mail of any kind to EMAIL (digests, confirmation mails) and no sign-up from it; its
+    reader, if any, is removed (history kept)."""
+    config = load_config(resolve_config_path(config_path))
+    if any(s.email.lower() == email.lower() for s in config.subscribers):
+        raise UsageError(
+            f"{email} is listed in the config, which wins",
+            fix=f"remove their [[subscriber]] table from {config.path.name} first",
+        )
+    now = utc_now()
+    with _open(config) as store:
+        newly = store.block_address(email, now=now)
+        removed = store.deactivate_readers([email], now=now)
+    what = "blocked" if newly else "was blocked already"
+    click.echo(f"{email} {what}" + (": no more digests; their history is kept" if removed else ""))
+
+
+@subscribers.command("unblock")
+@click.argument("email")
+@click.option("-c", "--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+def unblock_command(email: str, config_path: str | None) -> None:
+    """EMAIL may sign up again (a reader it had stays removed until they do)."""
+    config = load_config(resolve_config_path(config_path))
+    with _open(config) as store:
+        if not store.unblock_address(email):
+            raise UsageError(
+                f"{email!r} is not blocked", fix="`digest subscribers list` shows who is"
+            )
+    click.echo(f"unblocked {email}: it may sign up again")
 
 
 @click.group("state")

@@ -297,8 +297,8 @@ def test_every_declared_key_is_in_the_example_and_nothing_else():
 def test_an_unknown_key_names_every_known_one_when_nothing_is_close(tmp_path):
     message = error_of(tmp_path, '[web]\nbase_url = "https://x.org"\nzzz = 1\n')
     assert (
-        "[web]: unknown key 'zzz' (fix: known keys: base_url, listen, profile_edit, secret_env)"
-        in message
+        "[web]: unknown key 'zzz' (fix: known keys: allowed_domains, base_url, listen, "
+        "profile_edit, secret_env, signup)" in message
     )
 
 

@@ -48,7 +48,8 @@ def listing(config: Path) -> dict[str, list[str]]:
     result = run("subscribers", "list", "-c", str(config))
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.splitlines() if "\t" in line]
-    return {row[0]: row[1:] for row in rows}
+    # email, origin, confirmed, status, time and zone, name: the confirmed column left out
+    return {row[0]: [row[1], *row[3:]] for row in rows}
 
 
 CSV = """email,name,keywords,exclude,timezone,send_at,max_papers

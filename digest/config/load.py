@@ -345,4 +345,15 @@ def _web(place: Place, table: Any) -> WebConfig:
             "the secret must not be in the config file",
             fix='set secret_env = "DIGEST_WEB_SECRET" and export that variable',
         )
-    return WebConfig(**read_settings(place, table, WebConfig))
+    web = WebConfig(**read_settings(place, table, WebConfig))
+    if web.signup == "domains" and not web.allowed_domains:
+        raise place.error(
+            'signup = "domains" needs allowed_domains',
+            fix='add allowed_domains = ["uni-example.de"], or set signup = "open"',
+        )
+    if web.allowed_domains and web.signup != "domains":
+        raise place.error(
+            f'allowed_domains is set but signup = "{web.signup}"',
+            fix='set signup = "domains" to accept only those domains, or remove allowed_domains',
+        )
+    return web

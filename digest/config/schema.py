@@ -33,6 +33,7 @@ DEFAULT_HF_API = SOURCE_URLS["hf-api"]
 DELIVERY_METHODS = ("smtp", "outbox")
 SECURITY_PORTS = {"starttls": 587, "tls": 465, "none": 25}  # the default port of each
 SECURITY_MODES = tuple(SECURITY_PORTS)
+SIGNUP_MODES = ("off", "open", "domains")
 MAX_PAPERS = 500  # per digest: beyond this a value is a typo
 # Below this fused score a paper is not a plausible match: no digest is padded with it.
 DEFAULT_MIN_SCORE = 0.3
@@ -269,6 +270,11 @@ class WebConfig:
     # over their [[subscriber]] table for the fields they changed); readers who signed up or
     # were imported always may
     profile_edit: bool = setting(False, values.flag)
+    # readers sign up on /signup (double opt-in): "off", "open", or "domains" (allowed_domains)
+    signup: str = setting("off", choices=SIGNUP_MODES)
+    allowed_domains: tuple[str, ...] = setting(
+        (), values.text_list, check=values.domains, most=MOST_TERMS, longest=253
+    )
 
     @property
     def listen_host(self) -> str:

@@ -346,6 +346,21 @@ def base_url(place: Place, key: str, value: str) -> str:
     return value
 
 
+def domains(place: Place, key: str, entries: tuple[str, ...]) -> tuple[str, ...]:
+    """[web] allowed_domains: host names (lowercased; an address's domain or a subdomain of
+    one matches), e.g. "uni-example.de"."""
+    out: dict[str, None] = {}
+    for entry in entries:
+        name = entry.lower().removeprefix("@")
+        if not _HOSTNAME.match(name) or "." not in name:
+            raise place.error(
+                f"{key}: {shown(entry)} is not a domain",
+                fix='write domains as ["uni-example.de"] (no @, no scheme)',
+            )
+        out[name] = None
+    return tuple(out)
+
+
 def split_listen(value: str) -> tuple[str, int] | None:
     """("::1", 8080) for "[::1]:8080"; None when it is not host:port."""
     match = _LISTEN.match(value)

@@ -38,6 +38,7 @@ from digest.store.sendlog import (
     due_now,
     pack_message,
 )
+from digest.store.signups import Signup, SignupDecision, SignupMail, SignupStore
 from digest.store.workers import ClaimLost, ClaimRecord, WorkerRecord, WorkerStore
 
 __all__ = [
@@ -58,6 +59,9 @@ __all__ = [
     "ReaderRow",
     "ReaderSchedule",
     "RunRecord",
+    "Signup",
+    "SignupDecision",
+    "SignupMail",
     "SourceState",
     "StateLocation",
     "WorkerRecord",
@@ -78,6 +82,7 @@ class Store(
     WorkerStore,
     RunStore,
     EmbeddingStore,
+    SignupStore,
 ):
     """One open state. Use `Store.open(path)`, or `Store.open_copy(path)` for a dry run."""
 

@@ -30,6 +30,9 @@ TABLES = (
     "workers",
     "profile_edits",
     "imported_papers",
+    "signups",
+    "blocked_addresses",
+    "signup_requests",
 )
 # Columns whose numbers a database hands out itself: the next one continues after the copy.
 COUNTERS = (("papers", "seq"), ("runs", "id"), ("resends", "id"))

@@ -232,4 +232,47 @@ SQLITE: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "sign-ups with double opt-in, blocked addresses, confirmation mails",
+        """
+        -- Sign-ups from the web side (double opt-in): a row per request that passed the
+        -- checks; the reader is saved only when the link in its confirmation mail is
+        -- confirmed (a POST). `reader`: the settings the form gave, as JSON.
+        CREATE TABLE signups (
+            id TEXT PRIMARY KEY,
+            address TEXT NOT NULL,
+            reader TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            -- Its confirmation mail, under the send log's rules: the bytes fixed once built
+            -- ('pending'), 'sending' committed before the SMTP transaction, 'sent' right after;
+            -- an attempt whose outcome is unknown (sealed) is repeated byte for byte only.
+            mail_status TEXT NOT NULL DEFAULT 'queued' CHECK (mail_status IN
+                ('queued', 'pending', 'sending', 'sent', 'failed')),
+            message_id TEXT NOT NULL DEFAULT '',
+            message BLOB,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_code INTEGER,
+            last_error TEXT NOT NULL DEFAULT '',
+            next_try_at TEXT NOT NULL,
+            claimed_by TEXT,
+            claim_until TEXT,
+            sealed INTEGER NOT NULL DEFAULT 0,
+            sent_at TEXT
+        );
+        CREATE INDEX signups_address ON signups (address, created_at);
+        CREATE INDEX signups_mail ON signups (mail_status, next_try_at);
+        -- Addresses the operator blocked: no mail of any kind, no sign-up.
+        CREATE TABLE blocked_addresses (address TEXT PRIMARY KEY, blocked_at TEXT NOT NULL);
+        -- Sign-up requests and confirmation mails per address and UTC day (the daily cap).
+        CREATE TABLE signup_requests (
+            address TEXT NOT NULL,
+            day TEXT NOT NULL,
+            requests INTEGER NOT NULL DEFAULT 0,
+            mails INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (address, day)
+        );
+        """,
+    ),
 ]

@@ -10,6 +10,8 @@
     GET  /p/{token}, POST ...    the reader's profile page (digest.web.profile), and /p: "send me
                                  my link"
     GET  /healthz                "ok"
+    GET  /signup, POST /signup   sign up ([web] signup; digest.web.signup)
+    GET  /c/{token}, POST /c/{token}   confirm a sign-up (the POST subscribes)
 
 Link scanners (Outlook Safe Links, mail security proxies) follow every GET in a mail, so no
 GET changes anything; only the POSTs of our own buttons (or the mail provider's one-click)
@@ -34,11 +36,14 @@ from __future__ import annotations
 import email.policy
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
+from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -47,14 +52,16 @@ from starlette.routing import Route
 
 from digest.clock import utc_now
 from digest.config import Config
-from digest.deliver import Mailer
+from digest.deliver import Mailer, make_mailer
 from digest.ids import is_arxiv_id
 from digest.store import KEEP_SENT_MESSAGES_DAYS, Store
 from digest.web import pages
+from digest.web.confirmations import ConfirmationSender
 from digest.web.forms import FormError, read_form
 from digest.web.guard import Guard, RateLimiter
 from digest.web.profile import ProfileRefused, ProfileSide
 from digest.web.readers import ReaderIndex
+from digest.web.signup import SignupSide
 from digest.web.state import RETRY_AFTER_SECONDS, StateAccess, StateBusy
 from digest.web.tokens import Claim, InvalidToken, read_token, require_secret, token_ref
 
@@ -81,12 +88,16 @@ def create_app(
     state: StateAccess | None = None,
     max_in_flight: int = 100,
     mailer: Mailer | None = None,
+    sender: ConfirmationSender | None = None,
+    signup_limiter: RateLimiter | None = None,
 ) -> Guard:
     """The ASGI app for `config` (which must have [web]; the secret is read from the
     environment now, so a missing one fails here, before anything listens). `state`: how the
     state is reached (its bounds); `max_in_flight`: requests answered at once, 503 beyond;
-    `mailer`: how the profile page's "send me my link" mails go (a Mailer as digest.deliver
-    makes; None: they do not go)."""
+    `mailer`: how the profile page's "send me my link" mails go (None: they do not go). With
+    [web] signup on: `mailer` sends the confirmation mails (default: the one [delivery]
+    makes) through `sender` (default: one over that mailer; the app's lifespan starts and
+    stops it); `signup_limiter`: sign-up POSTs per client."""
     if config.web is None:
         from digest.errors import ConfigError
 
@@ -94,10 +105,15 @@ def create_app(
             f"{config.path.name}: no [web] table",
             fix='add [web] with base_url = "https://..." (see config.example.toml)',
         )
-    reader = _ReaderSide(
-        config, require_secret(config.web), clock, state or StateAccess(config.digest.state)
-    )
-    profile = ProfileSide(config, reader.secret, clock, reader.state, reader.readers, mailer)
+    secret = require_secret(config.web)
+    state = state or StateAccess(config.digest.state)
+    reader = _ReaderSide(config, secret, clock, state)
+    if config.web.signup != "off" and sender is None:
+        sender = ConfirmationSender(
+            config, secret, mailer or make_mailer(config.delivery), clock=clock
+        )
+    signup = SignupSide(config, secret, clock, state, sender, signup_limiter)
+    profile = ProfileSide(config, secret, clock, state, reader.readers, mailer)
     routes = [
         Route("/healthz", reader.healthz, methods=["GET"]),
         Route("/", reader.index, methods=["GET"]),
@@ -113,9 +129,12 @@ def create_app(
         Route("/p/{token}/preview", profile.preview, methods=["POST"]),
         Route("/p/{token}/unlike", profile.unlike, methods=["POST"]),
         Route("/p/{token}/import", profile.imports, methods=["POST"]),
+        Route("/signup", signup.form, methods=["GET", "POST"]),
+        Route("/c/{token}", signup.confirm, methods=["GET", "POST"]),
     ]
     app = Starlette(
         routes=routes,
+        lifespan=_lifespan(sender),
         exception_handlers={
             HTTPException: _http_exception,
             _Refused: _refused,
@@ -134,6 +153,22 @@ def create_app(
         busy=pages.busy,
         max_in_flight=max_in_flight,
     )
+
+
+def _lifespan(sender: ConfirmationSender | None) -> Callable[[Starlette], Any]:
+    """The confirmation mails' worker runs while the server does."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if sender is not None:
+            sender.start()
+        try:
+            yield
+        finally:
+            if sender is not None:
+                await anyio.to_thread.run_sync(sender.stop)
+
+    return lifespan
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

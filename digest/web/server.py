@@ -24,7 +24,7 @@ from datetime import datetime
 import uvicorn
 
 from digest.clock import utc_now
-from digest.config import Config, WebConfig
+from digest.config import Config, WebConfig, check_secrets
 from digest.deliver import Mailer, make_mailer
 from digest.errors import DigestError
 from digest.web.app import create_app
@@ -70,21 +70,21 @@ def make_server(
 ) -> uvicorn.Server:
     """A uvicorn.Server for the app. `handle_signals`: SIGINT/SIGTERM stop it gracefully (and
     the process then exits normally); False leaves them to the caller (the daemon), which
-    stops it by setting `server.should_exit`. `mailer`: for the profile page's "send me my
-    link" (default: the config's [delivery])."""
+    stops it by setting `server.should_exit`. `mailer`: for sign-up confirmation mails and
+    the profile page's "send me my link" (default: the one [delivery] makes; with [web]
+    signup on, its password is checked now)."""
     limits = limits or ServerLimits()
+    if mailer is None and config.web is not None and config.web.signup != "off":
+        check_secrets(config)  # a missing SMTP password fails here, before anything listens
+    mailer = mailer or make_mailer(config.delivery)
     app = create_app(
-        config,
-        clock=clock,
-        limiter=limiter,
-        max_in_flight=limits.max_in_flight,
-        mailer=mailer or make_mailer(config.delivery),
+        config, clock=clock, limiter=limiter, max_in_flight=limits.max_in_flight, mailer=mailer
     )
     uv_config = uvicorn.Config(
         app,
         access_log=False,  # paths carry tokens: the Guard logs them redacted instead
         log_config=None,  # keep the program's own logging setup
-        lifespan="off",
+        lifespan="on",  # the app's lifespan runs the sign-up confirmation mails' worker
         ws="none",
         http=protocol_class(limits),
         proxy_headers=True,
@@ -130,6 +130,7 @@ async def serve_web(
     limiter: RateLimiter | None = None,
     limits: ServerLimits | None = None,
     sock: socket.socket | None = None,
+    mailer: Mailer | None = None,
 ) -> None:
     """Serve until `stop` is set, then finish the requests in flight and return.
 
@@ -140,7 +141,9 @@ async def serve_web(
     if config.web is None:
         create_app(config)  # raises the ConfigError that says [web] is missing
         return
-    server = make_server(config, clock=clock, limiter=limiter, limits=limits, handle_signals=False)
+    server = make_server(
+        config, clock=clock, limiter=limiter, limits=limits, handle_signals=False, mailer=mailer
+    )
     sock = sock or bind_socket(config.web)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     stopper = asyncio.create_task(stop.wait())

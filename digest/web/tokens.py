@@ -15,7 +15,9 @@ A token is url-safe base64 (no padding) of
   reader a run has registered in the state), and a token whose MAC was made for one reader
   never checks out for another;
 - the subject is the paper id ("more"/"less"), the digest date ("view"), the last day the
-  link works ("profile": YYYY-MM-DD, checked by digest.web.profile), empty for "unsubscribe".
+  link works ("profile": YYYY-MM-DD, checked by digest.web.profile), empty for "unsubscribe";
+  for "confirm" (a sign-up's link) the sign-up's id and its expiry, which digest.web.signup
+  checks.
 
 Both keys are derived from the one secret, so rotating the secret voids every link ever sent
 (old mails' unsubscribe links too: their one-click POST then gets a "link not valid" page, and
@@ -40,7 +42,8 @@ from digest.config import WebConfig
 from digest.errors import ConfigError
 
 VERSION = 1
-PURPOSES = {"unsubscribe": 1, "more": 2, "less": 3, "view": 4, "profile": 5}
+# "confirm": a sign-up's confirmation link; its subject names the sign-up and when it expires
+PURPOSES = {"unsubscribe": 1, "more": 2, "less": 3, "view": 4, "profile": 5, "confirm": 6}
 _PURPOSE_NAMES = {code: name for name, code in PURPOSES.items()}
 REF_BYTES = 9
 MAC_BYTES = 16
@@ -137,6 +140,15 @@ def token_ref(token: str, purposes: Iterable[str]) -> bytes | None:
     whether looking the reader up again could make the token valid."""
     try:
         return _parse(token, purposes)[1]
+    except InvalidToken:
+        return None
+
+
+def token_subject(token: str, purposes: Iterable[str]) -> str | None:
+    """The subject of a well-formed token for one of `purposes` (not checked), or None: for a
+    token whose reader is found through its subject (a sign-up's confirmation link)."""
+    try:
+        return _parse(token, purposes)[3]
     except InvalidToken:
         return None
 

@@ -42,6 +42,7 @@ def running_server(
     limiter: RateLimiter | None = None,
     clock: Any = None,
     limits: Any = None,
+    mailer: Any = None,
 ) -> Iterator[str]:
     """Serve `config` with real uvicorn (digest.web.server.serve_web) in a thread; yields the
     base URL. Stops it (through the stop event, as the daemon would) on exit. `limits`: a
@@ -59,6 +60,8 @@ def running_server(
                 kwargs["clock"] = clock
             if limits is not None:
                 kwargs["limits"] = limits
+            if mailer is not None:  # sign-up confirmation mails
+                kwargs["mailer"] = mailer
             await serve_web(config, stop=stop, **kwargs)
 
         try:
