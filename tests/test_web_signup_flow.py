@@ -5,9 +5,11 @@ digest at the chosen send time."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ from digest.store import Store
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.run import deps
 from tests.support.webtools import SECRET, WebWorld, links_with_prefix, running_server, text_of
+from tests.test_end_to_end import paper_ids
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SIGNED_UP_AT = datetime(2026, 6, 12, 6, 0, tzinfo=UTC)
@@ -78,9 +81,16 @@ def test_sign_up_mail_and_confirm_against_real_uvicorn(world, smtp_server):
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_sign_up_in_chromium_then_the_first_digest_arrives(world, smtp_server, real_model):
+def test_sign_up_in_chromium_then_the_first_digest_then_weekly_with_new_keywords(
+    world, smtp_server, real_model
+):
+    """The whole way, in one browser, from the mails aiosmtpd received: sign up, confirm, the
+    first digest at the chosen time, "Edit your interests" from it, new keywords and weekly on
+    Monday; the next digest is the weekly one, on Monday (not on Sunday), led by the keyword."""
     sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
     ARTIFACTS.mkdir(exist_ok=True)
+    world.serve_page(world.items[:8])
     with serving(world, smtp_server) as base, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
@@ -93,7 +103,6 @@ def test_sign_up_in_chromium_then_the_first_digest_arrives(world, smtp_server, r
             errors: list[str] = []
             page.on("console", lambda m: m.type == "error" and errors.append(m.text))
             page.goto(base + "/signup")
-            expect = sync_api.expect
             expect(page.get_by_role("heading", level=1)).to_have_text("Get the paper digest")
             # The hashed inline script ran under the strict CSP: the browser's zone is chosen.
             assert page.input_value("#timezone") == "Asia/Tokyo"
@@ -120,33 +129,60 @@ def test_sign_up_in_chromium_then_the_first_digest_arrives(world, smtp_server, r
             expect(page.get_by_role("heading", level=1)).to_have_text("You're subscribed")
             assert page.url == link  # the POST went to the same signed URL: no redirect
             page.screenshot(path=str(ARTIFACTS / "signup-4-subscribed.png"), full_page=True)
+            with Store.open(world.config.digest.state) as store:
+                [kim] = store.active_readers(["kim@example.org"])
+            assert (kim.timezone, f"{kim.send_at:%H:%M}") == ("Asia/Tokyo", "08:00")
+            assert list(kim.keywords) == ["agent", "language model", "reasoning"]
+
+            # 08:00 in Tokyo on Saturday June 13th: the first digest (with the shipped model,
+            # as a real run ranks: a sign-up's keywords all weigh the same).
+            [first] = digests_to_kim(world, smtp_server, real_model, "2026-06-12T23:00")
+            [profile] = links_with_prefix(text_of(first.message), world.base + "/p/")
+
+            # "Edit your interests" from that digest: a keyword of next week's papers, weekly.
+            title = re.sub(r"[^\w\s-]", " ", world.items[8]["paper"]["title"])
+            keyword = " ".join(title.split()[:4])
+            page.goto(profile)
+            expect(page.get_by_role("heading", level=1)).to_have_text("Your interests")
+            page.get_by_label("Keywords and phrases").fill(f"{keyword} = 5\nagent")
+            page.get_by_label("Weekly", exact=True).check()
+            page.get_by_label("Weekly on").select_option("mon")
+            page.get_by_role("button", name="Save").click()
+            expect(page.get_by_role("status").first).to_contain_text("Saved")
+            page.screenshot(path=str(ARTIFACTS / "signup-5-profile-saved.png"), full_page=True)
             assert errors == []  # no CSP violation, no failed request
             context.close()
         finally:
             browser.close()
 
-    with Store.open(world.config.digest.state) as store:
-        [kim] = store.active_readers(["kim@example.org"])
-    assert (kim.timezone, f"{kim.send_at:%H:%M}") == ("Asia/Tokyo", "08:00")
-    assert list(kim.keywords) == ["agent", "language model", "reasoning"]
+    # Sunday 08:00 in Tokyo: a daily reader would get a digest; a weekly-on-Monday one not.
+    world.serve_page(world.items[8:16])
+    assert digests_to_kim(world, smtp_server, real_model, "2026-06-13T23:00") == []
+    # Monday 08:00: the weekly digest, led by the new keyword's paper.
+    [weekly] = digests_to_kim(world, smtp_server, real_model, "2026-06-14T23:00")
+    assert (
+        "weekly" in weekly.message["Subject"].lower() or "weekly" in text_of(weekly.message).lower()
+    )
+    assert paper_ids(weekly.message)[0] == world.items[8]["paper"]["id"]
 
-    # 08:00 in Tokyo on June 13th: the first digest, from send-now with its clock there (with
-    # the shipped model, as a real run ranks: a sign-up's keywords all weigh the same).
-    world.serve_page(world.items[:8])
-    at = datetime(2026, 6, 12, 23, 0, tzinfo=UTC)
-    report = send_now(
+
+def digests_to_kim(world: WebWorld, smtp_server: Any, model: Any, at: str) -> list[Any]:
+    """Run send-now for kim at `at` (UTC); the digests that reached kim in that run. (In a
+    thread of its own: Playwright's sync API keeps an event loop running in this one.)"""
+    before = len(smtp_server.messages)
+    with ThreadPoolExecutor(1) as pool:
+        report = pool.submit(_send_now, world, model, at).result()
+    assert report.exit_code == 0, report.summary()
+    return [m for m in smtp_server.messages[before:] if "kim@example.org" in m.rcpt_tos]
+
+
+def _send_now(world: WebWorld, model: Any, at: str) -> Any:
+    return send_now(
         world.config,
         RunOptions(fetch_backoff=0, only=("kim@example.org",)),
-        deps(at, mailer=world.mailer, model=lambda: real_model),
+        deps(
+            datetime.fromisoformat(at).replace(tzinfo=UTC),
+            mailer=world.mailer,
+            model=lambda: model,
+        ),
     )
-    assert report.exit_code == 0, report.summary()
-    assert [(s.email, s.status) for s in report.subscribers] == [("kim@example.org", "sent")], [
-        (s.email, s.status, s.detail) for s in report.subscribers
-    ]
-    digests = [
-        m
-        for m in smtp_server.messages
-        if "kim@example.org" in m.rcpt_tos and m.message["Subject"] != "Confirm your paper digest"
-    ]
-    assert len(digests) == 1
-    assert "unsubscribe" in text_of(digests[0].message).lower()
