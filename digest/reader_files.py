@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from digest.config import Config, Place, Subscriber, parse_reader
+from digest.config import Config, Place, Subscriber, parse_reader, reader_table
 from digest.errors import ConfigError
-from digest.store.readers import profile_json
 
 MAX_BYTES = 64 * 1024 * 1024  # a file of readers: far more than 100,000 of them
 MAX_LINE = 64 * 1024  # characters of one reader's line
@@ -192,20 +191,7 @@ def _bounded(path: Path, number: int, line: str) -> None:
 def export_jsonl(readers: Sequence[Subscriber]) -> Iterator[str]:
     """One JSON line per reader, as `import` reads it back."""
     for reader in readers:
-        table = json.loads(profile_json(reader))
-        yield json.dumps(
-            {
-                "email": reader.email,
-                "name": reader.name,
-                **table,
-                "timezone": reader.timezone,
-                "send_at": f"{reader.send_at:%H:%M}",
-                "frequency": reader.frequency,
-                "weekday": reader.weekday,
-                **_pause(reader),
-            },
-            ensure_ascii=False,
-        )
+        yield json.dumps(reader_table(reader), ensure_ascii=False)
 
 
 def export_csv(readers: Sequence[Subscriber]) -> Iterator[str]:
@@ -234,8 +220,3 @@ def export_csv(readers: Sequence[Subscriber]) -> Iterator[str]:
             ]  # fmt: skip
         )
     yield out.getvalue().rstrip("\n")
-
-
-def _pause(reader: Subscriber) -> dict[str, str]:
-    """paused_until when set (absent means not paused: there is no null date to import)."""
-    return {"paused_until": reader.paused_until.isoformat()} if reader.paused_until else {}

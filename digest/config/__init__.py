@@ -11,6 +11,7 @@ from digest.config.load import (
     load_config,
     parse_config,
     parse_reader,
+    reader_table,
     resolve_config_path,
 )
 from digest.config.schema import (
@@ -49,6 +50,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_reader",
+    "reader_table",
     "Place",
     "resolve_config_path",
 ]

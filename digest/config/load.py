@@ -339,6 +339,27 @@ def parse_reader(
     return reader
 
 
+def reader_table(sub: Subscriber) -> dict[str, Any]:
+    """The reader as a [[subscriber]] table: what parse_reader reads back to the same reader
+    (paused_until only when set: a table has no null date)."""
+    return {
+        "email": sub.email,
+        "name": sub.name,
+        "keywords": dict(sub.keywords),
+        "exclude": list(sub.exclude),
+        "authors": list(sub.authors),
+        "like": list(sub.like),
+        "max_papers": sub.max_papers,
+        "min_score": sub.min_score,
+        "upvote_boost": sub.upvote_boost,
+        "timezone": sub.timezone,
+        "send_at": f"{sub.send_at:%H:%M}",
+        "frequency": sub.frequency,
+        "weekday": sub.weekday,
+        **({"paused_until": sub.paused_until.isoformat()} if sub.paused_until else {}),
+    }
+
+
 def _web(place: Place, table: Any) -> WebConfig:
     if "secret" in _table(place, table):
         raise place.error(

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from digest.clock import iso
-from digest.config import Subscriber
+from digest.config import Subscriber, reader_table
 from digest.schedule import Cadence
 from digest.store.db import Database, Row
 
@@ -173,18 +173,15 @@ class ReaderListing:
     schedule: str = "daily"  # "weekly on Friday (paused until 2026-12-24)", ...
 
 
+# The settings kept as the profile's JSON (the others have columns of their own).
+PROFILE_KEYS = ("keywords", "exclude", "authors", "like", "max_papers", "min_score", "upvote_boost")
+
+
 def profile_json(sub: Subscriber) -> str:
     """The reader's settings as the state keeps them (timezone, send_at, frequency, weekday
     and paused_until have columns: the schedule reads them without the profiles)."""
-    profile = {
-        "keywords": dict(sub.keywords),
-        "exclude": list(sub.exclude),
-        "authors": list(sub.authors),
-        "like": list(sub.like),
-        "max_papers": sub.max_papers,
-        "min_score": sub.min_score,
-        "upvote_boost": sub.upvote_boost,
-    }
+    table = reader_table(sub)
+    profile = {key: table[key] for key in PROFILE_KEYS}
     return json.dumps(profile, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 

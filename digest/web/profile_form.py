@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import DigestSettings, Subscriber
-from digest.config.load import parse_reader
+from digest.config.load import parse_reader, reader_table
 from digest.config.values import Place
 from digest.errors import ConfigError
 from digest.schedule import WEEKDAYS
@@ -61,7 +61,7 @@ def read_profile(
     form: Mapping[str, str], base: Subscriber, settings: DigestSettings
 ) -> tuple[Subscriber | None, dict[str, str]]:
     """The reader `base` with the form's values, or None and why per field."""
-    table = _table(base)
+    table = reader_table(base)
     errors: dict[str, str] = {}
     posted: dict[str, Any] = {}
     for name in EDITABLE:
@@ -134,26 +134,6 @@ def _keywords(text: str) -> dict[str, float]:
                 f"{term[:40]!r}: write a weight as a number, e.g. {term[:40]} = 2"
             ) from None
     return out
-
-
-def _table(sub: Subscriber) -> dict[str, Any]:
-    """The reader as a [[subscriber]] table (what parse_reader reads)."""
-    return {
-        "email": sub.email,
-        "name": sub.name,
-        "keywords": dict(sub.keywords),
-        "exclude": list(sub.exclude),
-        "authors": list(sub.authors),
-        "like": list(sub.like),
-        "max_papers": sub.max_papers,
-        "min_score": sub.min_score,
-        "upvote_boost": sub.upvote_boost,
-        "timezone": sub.timezone,
-        "send_at": f"{sub.send_at:%H:%M}",
-        "frequency": sub.frequency,
-        "weekday": sub.weekday,
-        **({"paused_until": sub.paused_until.isoformat()} if sub.paused_until else {}),
-    }
 
 
 def _sentence(exc: ConfigError, email: str) -> str:
